@@ -1,0 +1,49 @@
+import type { Chunk, Effect } from "effect"
+import { Context, Data } from "effect"
+
+export class TunError extends Data.TaggedError("TunError")<{
+  readonly op: "open" | "configure" | "read" | "write" | "close"
+  readonly errno: number
+  readonly message: string
+}> {}
+
+/** An inner address assigned to the device: `family` 4 or 6, `addr` 4 or 16 bytes. */
+export interface InterfaceAddress {
+  readonly family: 4 | 6
+  readonly addr: Uint8Array
+  readonly prefix: number
+}
+
+export interface TunOptions {
+  /** Requested name (at most 15 bytes); undefined = the kernel picks tunN. */
+  readonly name: string | undefined
+  readonly mtu: number
+  /** Inner addresses to assign after the device is created. */
+  readonly addresses: ReadonlyArray<InterfaceAddress>
+  /** Device transmit queue length. */
+  readonly txQueueLen: number
+  /** Packets per read batch. */
+  readonly batch: number
+}
+
+/**
+ * The TUN device (IFF_TUN | IFF_NO_PI). Packets handed out by `readBatch` are views into a ring the device
+ * owns; they stay valid until the next `readBatch`, and each has `HEADROOM` (Encap.ts) writable bytes in
+ * front of it in the same ArrayBuffer, so encapsulation can write the outer header in place.
+ */
+export class TunDevice extends Context.Tag("kiwitun/TunDevice")<TunDevice, {
+  readonly name: string
+  readonly ifindex: number
+  readonly mtu: number
+  /** Waits until at least one packet is readable, then drains up to `batch` packets. */
+  readonly readBatch: Effect.Effect<Chunk.Chunk<Uint8Array>, TunError>
+  /** Writes every packet; a packet the kernel refuses is counted in the result, not an error. */
+  readonly writeBatch: (packets: Chunk.Chunk<Uint8Array>) => Effect.Effect<WriteReport, TunError>
+}>() {}
+
+export interface WriteReport {
+  readonly written: number
+  readonly failed: number
+  /** errno of the last failure, 0 if none */
+  readonly lastErrno: number
+}
