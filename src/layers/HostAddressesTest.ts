@@ -1,0 +1,17 @@
+/** Host addresses held in memory; `set` replaces the snapshot. */
+import { Effect, Layer, Ref } from "effect"
+import type { AddressSnapshot } from "../services/HostAddresses.js"
+import { HostAddresses } from "../services/HostAddresses.js"
+
+export const empty: AddressSnapshot = { tun4: 0, tun6: null, local4: new Set() }
+
+export interface HostAddressesTestHandle {
+  readonly service: HostAddresses["Type"]
+  readonly set: (snapshot: AddressSnapshot) => Effect.Effect<void>
+}
+
+export const make = (initial: AddressSnapshot = empty): Effect.Effect<HostAddressesTestHandle> =>
+  Effect.map(Ref.make(initial), (ref) => ({ service: { current: Ref.get(ref) }, set: (s) => Ref.set(ref, s) }))
+
+export const layer = (snapshot: AddressSnapshot = empty): Layer.Layer<HostAddresses> =>
+  Layer.succeed(HostAddresses, { current: Effect.succeed(snapshot) })
