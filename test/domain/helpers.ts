@@ -3,10 +3,12 @@
  * DataView (independent of src/domain), and a guard that turns any out-of-bounds access into an exception.
  */
 import { FastCheck as fc } from "effect"
-import { parseIpv4, parseIpv6 } from "../../src/domain/Address.js"
 import { makeCounts } from "../../src/domain/Drops.js"
 import type { EncapContext, EncapOut } from "../../src/domain/Encap.js"
 import { makeRateLimiter } from "../../src/domain/RateLimit.js"
+import { hex, v4 as ip4, v6 as ip6 } from "../support/packets.js"
+
+export { hex, ip4, ip6 }
 
 /** RFC 1071 done the slow, obvious way: big-endian 16-bit words, end-around carry at the end. */
 export const refSum = (bytes: ArrayLike<number>, initial = 0): number => {
@@ -17,20 +19,9 @@ export const refSum = (bytes: ArrayLike<number>, initial = 0): number => {
 }
 export const refChecksum = (bytes: ArrayLike<number>, initial = 0): number => 0xffff - refSum(bytes, initial)
 
-export const ip4 = (text: string): number => {
-  const a = parseIpv4(text)
-  if (a === undefined) throw new Error(`bad IPv4 address in test: ${text}`)
-  return a
-}
-export const ip6 = (text: string): Uint8Array => {
-  const a = parseIpv6(text)
-  if (a === undefined) throw new Error(`bad IPv6 address in test: ${text}`)
-  return a
-}
 const addr4 = (a: string | number): number => (typeof a === "number" ? a : ip4(a))
 const addr6 = (a: string | Uint8Array): Uint8Array => (typeof a === "string" ? ip6(a) : a)
 
-export const hex = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.length).toString("hex")
 export const fromHex = (text: string): Uint8Array => new Uint8Array(Buffer.from(text.replace(/[^0-9a-f]/gi, ""), "hex"))
 
 export interface V4Spec {
