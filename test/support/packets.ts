@@ -65,6 +65,16 @@ export const icmpEcho = (size: number, seq = 1): Uint8Array => {
   return b
 }
 
+/** ICMPv6 echo request body (type 128); its checksum needs the pseudo-header and is left 0 (not checked here). */
+export const icmp6Echo = (size: number, seq = 1): Uint8Array => {
+  const b = new Uint8Array(8 + size)
+  b[0] = 128
+  b[6] = seq >>> 8
+  b[7] = seq & 0xff
+  for (let i = 8; i < b.length; i++) b[i] = i & 0xff
+  return b
+}
+
 export interface Ipv6Spec {
   readonly src: string
   readonly dst: string

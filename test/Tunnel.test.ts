@@ -1,0 +1,175 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Layer } from "effect"
+import type { RawConfig } from "../src/domain/Config.js"
+import { decode } from "../src/domain/Config.js"
+import * as HostAddressesTest from "../src/layers/HostAddressesTest.js"
+import * as ResolverTest from "../src/layers/ResolverTest.js"
+import * as RouteTableTest from "../src/layers/RouteTableTest.js"
+import * as TunDeviceTest from "../src/layers/TunDeviceTest.js"
+import type { Underlay } from "../src/layers/UnderlayTest.js"
+import * as UnderlayTest from "../src/layers/UnderlayTest.js"
+import type { AddressSnapshot } from "../src/services/HostAddresses.js"
+import { RawSockets } from "../src/services/RawSocket.js"
+import * as Tunnel from "../src/Tunnel.js"
+import { hex, icmp6Echo, icmpEcho, icmpv6ChecksumOk, ipv4HeaderOk, ipv4Packet, ipv6Packet, v4, v6 } from "./support/packets.js"
+
+const config = (raw: RawConfig) => {
+  const c = decode(raw)
+  if (Either.isLeft(c)) throw new Error(c.left.message)
+  return c.right
+}
+
+// Effect metrics are process-wide, keyed by the interface name: give every tunnel of this file its own name.
+let tunnels = 0
+
+const host = (
+  underlay: Underlay,
+  addr: string,
+  raw: RawConfig,
+  opts: { routes?: ReadonlyArray<RouteTableTest.TestRoute>; addresses?: AddressSnapshot } = {}
+) =>
+  Effect.gen(function*() {
+    const tun = yield* TunDeviceTest.make({ name: `ktun${++tunnels}` })
+    const net = yield* underlay.host(v4(addr))
+    const routes = yield* RouteTableTest.make(opts.routes ?? [])
+    const tunnel = yield* Tunnel.make(config(raw)).pipe(
+      Effect.provide(Layer.mergeAll(
+        TunDeviceTest.layer(tun),
+        Layer.succeed(RawSockets, net.rawSockets),
+        HostAddressesTest.layer(opts.addresses ?? HostAddressesTest.empty),
+        RouteTableTest.layer(routes),
+        ResolverTest.none
+      ))
+    )
+    return { tun, net, routes, tunnel }
+  })
+
+const A = "192.0.2.1"
+const B = "192.0.2.2"
+
+describe("Tunnel over the in-memory underlay", () => {
+  it.scoped("carries IPv4 and IPv6 from A's TUN to B's TUN and back, unchanged", () =>
+    Effect.gen(function*() {
+      const underlay = yield* UnderlayTest.make
+      const a = yield* host(underlay, A, { v4: true, v6: true, remote: B })
+      const b = yield* host(underlay, B, { v4: true, v6: true, remote: A })
+
+      const p4 = ipv4Packet({ src: "198.51.100.1", dst: "198.51.100.2", payload: icmpEcho(56), tos: 0xb8 })
+      const p6 = ipv6Packet({ src: "2001:db8:1::1", dst: "2001:db8:1::2", payload: icmp6Echo(56) })
+      yield* a.tun.inject(p4)
+      yield* a.tun.inject(p6)
+      const atB = yield* b.tun.awaitWritten(2)
+      expect(atB.map(hex).sort()).toEqual([hex(p4), hex(p6)].sort())
+
+      // on the wire: outer IPv4 A -> B, protocol 4 and 41, DSCP copied
+      const wire = yield* underlay.wire
+      expect(wire.map((f) => f[9])).toEqual([4, 41])
+      expect(wire.every((f) => ipv4HeaderOk(f) && f[1] === 0xb8 || f[9] === 41)).toBe(true)
+
+      const back = ipv4Packet({ src: "198.51.100.2", dst: "198.51.100.1", payload: icmpEcho(100) })
+      yield* b.tun.inject(back)
+      expect((yield* a.tun.awaitWritten(1)).map(hex)).toEqual([hex(back)])
+
+      const ca = yield* a.tunnel.counters
+      const cb = yield* b.tunnel.counters
+      expect(ca.encapPackets).toBe(2)
+      expect(ca.decapPackets).toBe(1)
+      expect(cb.decapPackets).toBe(2)
+      expect(cb.decapBytes).toBe(p4.length + p6.length)
+      expect(cb.netRxPackets).toBe(2)
+    }))
+
+  it.scoped("drops packets from a source that is not the fixed remote, counted by reason", () =>
+    Effect.gen(function*() {
+      const underlay = yield* UnderlayTest.make
+      const b = yield* host(underlay, B, { v4: true, remote: A })
+      const intruder = yield* host(underlay, "192.0.2.3", { v4: true, remote: B })
+      yield* intruder.tun.inject(ipv4Packet({ src: "198.51.100.9", dst: "198.51.100.2" }))
+      // the intruder's frame reaches B's socket but never B's TUN
+      for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
+      expect(yield* b.tun.takeWritten).toEqual([])
+      expect((yield* b.tunnel.counters).drops).toEqual({ decap_remote_mismatch: 1 })
+    }))
+
+  it.scoped("a 4in4-only tunnel drops IPv6 from its TUN and 6in4 from the network", () =>
+    Effect.gen(function*() {
+      const underlay = yield* UnderlayTest.make
+      const a = yield* host(underlay, A, { v4: true, v6: true, remote: B })
+      const b = yield* host(underlay, B, { v4: true, remote: A })
+      yield* b.tun.inject(ipv6Packet({ src: "2001:db8:1::2", dst: "2001:db8:1::1" }))
+      yield* a.tun.inject(ipv6Packet({ src: "2001:db8:1::1", dst: "2001:db8:1::2" }))
+      for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
+      expect(yield* b.tun.takeWritten).toEqual([])
+      // B has no protocol-41 socket: the underlay has nowhere to deliver A's 6in4 frame
+      expect((yield* b.tunnel.counters).drops).toEqual({ encap_mode_disabled: 1 })
+    }))
+
+  it.scoped("dynamic mode: the route's gateway is the remote; no route -> ICMP unreachable into the TUN", () =>
+    Effect.gen(function*() {
+      const underlay = yield* UnderlayTest.make
+      const a = yield* host(underlay, A, { v4: true, v6: true }, {
+        routes: [
+          { prefix: "203.0.113.0/24", gateway: v4(B) },
+          { prefix: "2001:db8:2::/48", gateway: v4(B) }
+        ],
+        addresses: { tun4: v4("198.51.100.1"), tun6: v6("2001:db8:1::1"), local4: new Set([v4(A)]) }
+      })
+      const b = yield* host(underlay, B, { v4: true, v6: true })
+      const routed = ipv4Packet({ src: "198.51.100.1", dst: "203.0.113.7", payload: icmpEcho(8) })
+      const routed6 = ipv6Packet({ src: "2001:db8:1::1", dst: "2001:db8:2::7", payload: icmp6Echo(8) })
+      yield* a.tun.inject(routed)
+      yield* a.tun.inject(routed6)
+      expect((yield* b.tun.awaitWritten(2)).map(hex).sort()).toEqual([hex(routed), hex(routed6)].sort())
+
+      const lost = ipv4Packet({ src: "198.51.100.5", dst: "198.18.0.1", payload: icmpEcho(8) })
+      yield* a.tun.inject(lost)
+      const [reply] = yield* a.tun.awaitWritten(1)
+      expect(reply).toBeDefined()
+      expect(ipv4HeaderOk(reply!)).toBe(true)
+      expect([reply![20], reply![21]]).toEqual([3, 1]) // host unreachable
+      expect(hex(reply!.subarray(16, 20))).toBe(hex(lost.subarray(12, 16))) // back to the sender
+
+      const lost6 = ipv6Packet({ src: "2001:db8:1::5", dst: "2001:db8:99::1", payload: icmp6Echo(8) })
+      yield* a.tun.inject(lost6)
+      const [reply6] = yield* a.tun.awaitWritten(1)
+      expect([reply6![40], reply6![41]]).toEqual([1, 0]) // no route
+      expect(icmpv6ChecksumOk(reply6!)).toBe(true)
+      expect(hex(reply6!.subarray(8, 24))).toBe(hex(v6("2001:db8:1::1"))) // the tunnel's own address, never ::
+      expect((yield* a.tunnel.counters).drops).toEqual({ encap_no_route: 2 })
+    }))
+
+  it.scoped("learns the path MTU from EMSGSIZE and answers DF packets with Fragmentation Needed", () =>
+    Effect.gen(function*() {
+      const underlay = yield* UnderlayTest.make
+      const a = yield* host(underlay, A, { v4: true, v6: true, remote: B }, {
+        addresses: { tun4: v4("198.51.100.1"), tun6: v6("2001:db8:1::1"), local4: new Set([v4(A)]) }
+      })
+      const b = yield* host(underlay, B, { v4: true, v6: true, remote: A })
+      yield* a.net.setMtu(1400)
+      const big = ipv4Packet({ src: "198.51.100.1", dst: "198.51.100.2", df: true, payload: icmpEcho(1424) })
+      expect(big.length).toBe(1452)
+      yield* a.tun.inject(big)
+      const [reply] = yield* a.tun.awaitWritten(1)
+      expect([reply![20], reply![21]]).toEqual([3, 4])
+      expect((reply![26]! << 8) | reply![27]!).toBe(1380)
+      // the source is one of this host's addresses: the reply comes from the destination (martian rule)
+      expect(hex(reply!.subarray(12, 16))).toBe(hex(big.subarray(16, 20)))
+
+      const big6 = ipv6Packet({ src: "2001:db8:1::1", dst: "2001:db8:1::2", payload: icmp6Echo(1400) })
+      yield* a.tun.inject(big6)
+      const [ptb] = yield* a.tun.awaitWritten(1)
+      expect([ptb![40], ptb![41]]).toEqual([2, 0])
+      expect(new DataView(ptb!.buffer, ptb!.byteOffset).getUint32(44)).toBe(1380)
+      expect(icmpv6ChecksumOk(ptb!)).toBe(true)
+
+      // without DF the outer packet is fragmented and B reassembles nothing itself: the underlay carries fragments
+      const loose = ipv4Packet({ src: "198.51.100.1", dst: "198.51.100.2", payload: icmpEcho(1424) })
+      yield* a.tun.inject(loose)
+      for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
+      const frags = (yield* underlay.wire).filter((f) => ((f[6]! & 0x3f) | f[7]!) !== 0 || (f[6]! & 0x20) !== 0)
+      expect(frags.length).toBe(2)
+      expect(frags.every((f) => f.length <= 1400)).toBe(true)
+      expect((yield* b.tun.takeWritten).length).toBe(0) // B's decap drops fragments the kernel would reassemble
+      expect((yield* a.tunnel.counters).drops).toEqual({ encap_too_big: 2 })
+    }))
+})
