@@ -95,6 +95,19 @@ describeIntegration("tunnel between two hosts", () => {
       expect(tooBig.output).toContain("Frag needed and DF set (mtu = 1480)")
     }), 60_000)
 
+  it.scopedLive("drops tunnelled packets whose outer source is not the fixed remote", () =>
+    Effect.gen(function*() {
+      const { a } = yield* Netns.twoHosts()
+      // C reaches A over a second underlay link and impersonates B's inner address.
+      const c = yield* Netns.namespace
+      yield* Netns.veth({ a: c, b: a.ns, nameA: "veth0", nameB: "veth1", addressA: "203.0.113.2/24", addressB: "203.0.113.1/24" })
+      yield* Netns.kiwitun(c, ["-4", "-d", "-r", "203.0.113.1", "-i", "ktun0", "--address", "198.51.100.2/30"])
+      const spoofed = yield* Netns.ping(c, a.inner4, { count: 3, wait: 1 })
+      expect(spoofed.received, spoofed.output).toBe(0)
+      const { counters, line } = yield* Netns.requestCounters(yield* Netns.daemonOf(a))
+      expect(counters["decap_remote_mismatch"], line).toBeGreaterThanOrEqual(3)
+    }), 60_000)
+
   it.scopedLive("logs its counters when it exits", () =>
     Effect.gen(function*() {
       const { a, b } = yield* Netns.twoHosts()
