@@ -1,0 +1,240 @@
+/**
+ * The real TUN device: /dev/net/tun with IFF_TUN | IFF_NO_PI, configured through ioctl (MTU, queue length, flags)
+ * and rtnetlink (addresses), read and written with non-blocking syscalls on the event loop.
+ */
+import { Chunk, Config, Effect, Layer } from "effect"
+import type { ConfigError, Scope } from "effect"
+import { formatIpv4, formatIpv6, ipv4FromBytes } from "../domain/Address.js"
+import { HEADROOM } from "../domain/Encap.js"
+import * as Netlink from "../domain/Netlink.js"
+import type { TunOptions, WriteReport } from "../services/TunDevice.js"
+import { TunDevice, TunError } from "../services/TunDevice.js"
+import * as Ffi from "./Ffi.js"
+import * as NetlinkSocket from "./NetlinkSocket.js"
+
+/** Slot stride alignment in the read ring. */
+const SLOT_ALIGN = 64
+
+/** errno values after which the device is gone (closed fd, detached or unregistered device). */
+const DEVICE_GONE: ReadonlySet<number> = new Set([
+  Ffi.Errno.EBADF,
+  Ffi.Errno.EBADFD,
+  Ffi.Errno.EIO,
+  Ffi.Errno.ENODEV,
+  Ffi.Errno.ENXIO,
+  Ffi.Errno.EFAULT
+])
+
+/**
+ * Creates the device and returns the service; the device is removed when the scope closes (a non-persistent TUN
+ * device lives as long as its fd).
+ */
+export const make = (opts: TunOptions): Effect.Effect<TunDevice["Type"], TunError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const lib = Ffi.libc()
+    const fail = (op: TunError["op"], errno: number, what: string) =>
+      new TunError({ op, errno, message: `${what}: ${Ffi.describeErrno(lib, errno)}` })
+
+    if (opts.name !== undefined && Buffer.byteLength(opts.name) >= Ffi.IFNAMSIZ) {
+      return yield* new TunError({
+        op: "open",
+        errno: Ffi.Errno.EINVAL,
+        message: `interface name "${opts.name}" is longer than ${Ffi.IFNAMSIZ - 1} bytes`
+      })
+    }
+    if (!Number.isInteger(opts.mtu) || opts.mtu < 68 || opts.mtu > 65535) {
+      return yield* new TunError({ op: "configure", errno: Ffi.Errno.EINVAL, message: `bad MTU ${opts.mtu}` })
+    }
+    if (!Number.isInteger(opts.batch) || opts.batch < 1) {
+      return yield* new TunError({ op: "configure", errno: Ffi.Errno.EINVAL, message: `bad batch ${opts.batch}` })
+    }
+
+    const fd = yield* Effect.acquireRelease(
+      Effect.suspend(() => {
+        const r = lib.open("/dev/net/tun", Ffi.O_RDWR | Ffi.O_NONBLOCK | Ffi.O_CLOEXEC)
+        return r < 0 ? Effect.fail(fail("open", -r, "open /dev/net/tun")) : Effect.succeed(r)
+      }),
+      (fd) => Effect.sync(() => lib.close(fd))
+    )
+
+    const ifr = new Uint8Array(Ffi.IFREQ_SIZE)
+    const ifrView = new DataView(ifr.buffer)
+    if (opts.name !== undefined) ifr.set(Buffer.from(opts.name), 0)
+    ifrView.setUint16(16, Ffi.IFF_TUN | Ffi.IFF_NO_PI, true)
+    const set = lib.ioctl(fd, Ffi.TUNSETIFF, ifr)
+    if (set < 0) {
+      // EBUSY: a device of that name is still owned by another process (e.g. a previous daemon still exiting)
+      return yield* fail("open", -set, `TUNSETIFF ${opts.name ?? "(kernel-chosen name)"}`)
+    }
+    // the kernel writes the final name back (tunN when none was asked for)
+    const name = ifName(ifr)
+    const ifindex = lib.ifNameToIndex(name)
+    if (ifindex < 0) return yield* fail("open", -ifindex, `if_nametoindex ${name}`)
+
+    yield* configure(lib, name, opts, fail)
+    yield* assignAddresses(lib, name, ifindex, opts)
+    yield* withControlSocket(lib, fail, (ctl) => {
+      const req = ifreq(name)
+      const get = lib.ioctl(ctl, Ffi.SIOCGIFFLAGS, req)
+      if (get < 0) return fail("configure", -get, `SIOCGIFFLAGS ${name}`)
+      const flags = new DataView(req.buffer).getUint16(16, true)
+      new DataView(req.buffer).setUint16(16, flags | Ffi.IFF_UP, true)
+      const up = lib.ioctl(ctl, Ffi.SIOCSIFFLAGS, req)
+      return up < 0 ? fail("configure", -up, `SIOCSIFFLAGS ${name} up`) : undefined
+    })
+
+    // Released before the fd (finalizers run in reverse order), so libuv never watches a closed descriptor.
+    const poller = yield* Ffi.makePoller(fd).pipe(
+      Effect.mapError((e) => new TunError({ op: "open", errno: e.errno, message: e.message }))
+    )
+
+    const stride = Math.ceil((HEADROOM + opts.mtu) / SLOT_ALIGN) * SLOT_ALIGN
+    const capacity = stride - HEADROOM
+    const ring = new ArrayBuffer(stride * opts.batch)
+    const slots: Array<Uint8Array> = []
+    for (let i = 0; i < opts.batch; i++) slots.push(new Uint8Array(ring, i * stride + HEADROOM, capacity))
+
+    /** Reads until EAGAIN or a full batch; returns the packets, or a TunError when the device is gone. */
+    const drain = (): Array<Uint8Array> | TunError => {
+      const out: Array<Uint8Array> = []
+      let i = 0
+      // bounded even when every read returns a packet to skip
+      for (let attempts = 0; i < opts.batch && attempts < 2 * opts.batch; attempts++) {
+        const r = lib.read(fd, slots[i]!)
+        if (r < 0) {
+          const errno = -r
+          if (errno === Ffi.Errno.EINTR) continue
+          if (errno === Ffi.Errno.EAGAIN) break
+          // report what was read; the next call meets the error again and fails
+          if (out.length > 0) break
+          return fail("read", errno, `read ${name}`)
+        }
+        if (r === 0) break
+        // A packet longer than the slot was cut by the kernel (it still returns the full length): drop it.
+        if (r > capacity) continue
+        out.push(new Uint8Array(ring, i * stride + HEADROOM, r))
+        i++
+      }
+      return out
+    }
+
+    const readBatch: Effect.Effect<Chunk.Chunk<Uint8Array>, TunError> = Effect.suspend(() => {
+      const got = drain()
+      if (got instanceof TunError) return Effect.fail(got)
+      if (got.length > 0) return Effect.succeed(Chunk.unsafeFromArray(got))
+      // Nothing readable: wait for the level-triggered poll handle, then drain again. A poll error is not final
+      // by itself; the next read tells whether the device is gone.
+      return Effect.zipRight(poller.readable, readBatch)
+    })
+
+    const writeBatch = (packets: Chunk.Chunk<Uint8Array>): Effect.Effect<WriteReport, TunError> =>
+      Effect.suspend(() => {
+        const arr = Chunk.toReadonlyArray(packets)
+        let written = 0
+        let failed = 0
+        let lastErrno = 0
+        for (let i = 0; i < arr.length; i++) {
+          const r = lib.write(fd, arr[i]!)
+          if (r >= 0) {
+            written++
+            continue
+          }
+          const errno = -r
+          if (errno === Ffi.Errno.EINTR) {
+            i--
+            continue
+          }
+          if (DEVICE_GONE.has(errno)) return Effect.fail(fail("write", errno, `write ${name}`))
+          // EINVAL (malformed packet), ENOBUFS/ENOMEM, EAGAIN: this packet is lost, the device is fine
+          failed++
+          lastErrno = errno
+        }
+        return Effect.succeed({ written, failed, lastErrno })
+      })
+
+    return TunDevice.of({ name, ifindex, mtu: opts.mtu, readBatch, writeBatch })
+  })
+
+/** The TUN device as a layer; building it twice creates two devices. */
+export const layer = (opts: TunOptions): Layer.Layer<TunDevice, TunError> => Layer.scoped(TunDevice, make(opts))
+
+/** The layer with its options read from a Config (e.g. `Config.all({ ... })`). */
+export const layerConfig = (
+  config: Config.Config<TunOptions>
+): Layer.Layer<TunDevice, TunError | ConfigError.ConfigError> =>
+  Layer.scoped(TunDevice, Effect.flatMap(config, make))
+
+const ifreq = (name: string): Uint8Array => {
+  const out = new Uint8Array(Ffi.IFREQ_SIZE)
+  out.set(Buffer.from(name), 0)
+  return out
+}
+
+const ifName = (ifr: Uint8Array): string => {
+  let end = 0
+  while (end < Ffi.IFNAMSIZ && ifr[end] !== 0) end++
+  return Buffer.from(ifr.subarray(0, end)).toString()
+}
+
+type Fail = (op: TunError["op"], errno: number, what: string) => TunError
+
+/** Runs `f` with an AF_INET datagram socket (the usual handle for SIOC*IF* ioctls), closed afterwards. */
+const withControlSocket = (
+  lib: Ffi.Libc,
+  fail: Fail,
+  f: (ctl: number) => TunError | undefined
+): Effect.Effect<void, TunError> =>
+  Effect.acquireUseRelease(
+    Effect.suspend(() => {
+      const r = lib.socket(Ffi.AF_INET, Ffi.SOCK_DGRAM | Ffi.SOCK_CLOEXEC, 0)
+      return r < 0 ? Effect.fail(fail("configure", -r, "control socket")) : Effect.succeed(r)
+    }),
+    (ctl) => Effect.suspend(() => {
+      const e = f(ctl)
+      return e === undefined ? Effect.void : Effect.fail(e)
+    }),
+    (ctl) => Effect.sync(() => lib.close(ctl))
+  )
+
+const configure = (lib: Ffi.Libc, name: string, opts: TunOptions, fail: Fail): Effect.Effect<void, TunError> =>
+  withControlSocket(lib, fail, (ctl) => {
+    const mtu = ifreq(name)
+    new DataView(mtu.buffer).setInt32(16, opts.mtu, true)
+    const m = lib.ioctl(ctl, Ffi.SIOCSIFMTU, mtu)
+    if (m < 0) return fail("configure", -m, `SIOCSIFMTU ${name} ${opts.mtu}`)
+    const qlen = ifreq(name)
+    new DataView(qlen.buffer).setInt32(16, opts.txQueueLen, true)
+    const q = lib.ioctl(ctl, Ffi.SIOCSIFTXQLEN, qlen)
+    if (q < 0) return fail("configure", -q, `SIOCSIFTXQLEN ${name} ${opts.txQueueLen}`)
+    return undefined
+  })
+
+const assignAddresses = (
+  lib: Ffi.Libc,
+  name: string,
+  ifindex: number,
+  opts: TunOptions
+): Effect.Effect<void, TunError> => {
+  if (opts.addresses.length === 0) return Effect.void
+  return Effect.scoped(
+    Effect.gen(function*() {
+      const nl = yield* NetlinkSocket.open(lib, { groups: 0 })
+      for (const a of opts.addresses) {
+        const text = `${a.family === 4 ? formatIpv4(ipv4FromBytes(a.addr)) : formatIpv6(a.addr)}/${a.prefix}`
+        const probe = Netlink.buildNewAddr({ ...a, ifindex, seq: 0 })
+        if (probe === undefined) {
+          return yield* new TunError({ op: "configure", errno: Ffi.Errno.EINVAL, message: `bad address ${text}` })
+        }
+        yield* nl.request("RTM_NEWADDR", (seq) => Netlink.withSeq(probe, seq)).pipe(
+          Effect.mapError((e) =>
+            new TunError({ op: "configure", errno: e.errno, message: `add ${text} to ${name}: ${e.message}` })
+          )
+        )
+      }
+    })
+  ).pipe(
+    Effect.catchTag("NetlinkSocketError", (e) =>
+      Effect.fail(new TunError({ op: "configure", errno: e.errno, message: `rtnetlink: ${e.message}` }))
+    )
+  )
+}
