@@ -225,7 +225,7 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
         Effect.catchAllCause((cause) =>
           Cause.isInterruptedOnly(cause) ? Effect.void : Deferred.failCause(failed, cause)
         ),
-        Effect.annotateLogs({ fiber: name }),
+        Effect.annotateLogs({ tunnel: tun.name, fiber: name }),
         Effect.forkScoped
       )
 
@@ -238,11 +238,14 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
 
     const counters = Effect.sync(() => snapshot(metrics))
     yield* Effect.addFinalizer(() =>
-      counters.pipe(Effect.flatMap((s) => Effect.logInfo(`counters ${formatSnapshot(s)}`)))
+      counters.pipe(
+        Effect.flatMap((s) => Effect.logInfo(`counters ${formatSnapshot(s)}`)),
+        Effect.annotateLogs({ tunnel: tun.name })
+      )
     )
     yield* Effect.logInfo("tunnel up").pipe(
       Effect.annotateLogs({
-        ifname: tun.name,
+        tunnel: tun.name,
         mode: [cfg.v4 ? "4in4" : "", cfg.v6 ? "6in4" : ""].filter((m) => m !== "").join("+"),
         remote: cfg.remote._tag === "Address"
           ? formatIpv4(cfg.remote.addr)

@@ -1,0 +1,7 @@
+export * as Kiwitun from "./Kiwitun.js"
+export * from "./Metrics.js"
+export * from "./services/HostAddresses.js"
+export * from "./services/RawSocket.js"
+export * from "./services/Resolver.js"
+export * from "./services/RouteTable.js"
+export * from "./services/TunDevice.js"
