@@ -34,7 +34,9 @@ const program = Effect.gen(function*() {
   const { a, b, veth } = yield* Netns.twoHosts()
   yield* Console.log(`  host A: namespace ${a.ns.name}, ${veth.nameA} 192.0.2.1/24, kiwitun ${a.args.join(" ")}`)
   yield* Console.log(`  host B: namespace ${b.ns.name}, ${veth.nameB} 192.0.2.2/24, kiwitun ${b.args.join(" ")}`)
-  yield* Console.log(`  both tunnels are up (${a.ifname}: ${a.inner4}/30 ${a.inner6}/64 <-> ${b.inner4}/30 ${b.inner6}/64)`)
+  yield* Console.log(
+    `  both tunnels are up (${a.ifname}: ${a.inner4}/30 ${a.inner6}/64 <-> ${b.inner4}/30 ${b.inner6}/64)`
+  )
   yield* Console.log("")
 
   const targets = [
@@ -48,7 +50,8 @@ const program = Effect.gen(function*() {
     const result = yield* Netns.ping(a.ns, target, { count: COUNT })
     if (result.received !== COUNT) failures++
     yield* Console.log(
-      `  ${pad(label, 32)} ${pad(target, 16)} ${result.received}/${result.transmitted} replies  ${rttSummary(result.rtts)}`
+      `  ${pad(label, 32)} ${pad(target, 16)} ${result.received}/${result.transmitted} replies  ` +
+        rttSummary(result.rtts)
     )
   }
   yield* Console.log("")

@@ -58,7 +58,7 @@ export interface ProcessExit {
 export interface Process {
   readonly pid: number
   readonly command: string
-  /** stdout and stderr so far, as complete lines in arrival order (a trailing partial line is included). */
+  /** stdout and stderr so far (the last 20,000 lines), in arrival order, a trailing partial line included. */
   readonly lines: Effect.Effect<ReadonlyArray<string>>
   readonly stdout: Effect.Effect<string>
   readonly stderr: Effect.Effect<string>
@@ -106,43 +106,53 @@ const spawnProcess = (argv: ReadonlyArray<string>, options: StartOptions) =>
     if (file === undefined) {
       return yield* new NetnsError({ reason: "spawn", command, message: "empty command line" })
     }
+    // Output is kept in this closure only: it belongs to this one process. `dropped` counts lines trimmed from
+    // the front, so marks stay valid line numbers.
+    const out: Array<string> = []
+    const err: Array<string> = []
+    const lines: Array<string> = []
+    const state = { stdout: "", stderr: "", dropped: 0 }
+    const collect = (stream: "stdout" | "stderr", sink: Array<string>) => (chunk: Buffer) => {
+      const text = chunk.toString("utf8")
+      sink.push(text)
+      const parts = (state[stream] + text).split("\n")
+      state[stream] = parts.pop() ?? ""
+      for (const line of parts) lines.push(line)
+      if (lines.length > MAX_LINES) {
+        const excess = lines.length - MAX_LINES
+        lines.splice(0, excess)
+        state.dropped += excess
+      }
+    }
+
     const child = yield* Effect.async<ChildProcess.ChildProcess, NetnsError>((resume) => {
       const handle = ChildProcess.spawn(file, args, {
         stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"]
       })
+      // Listeners go on before this callback returns: a process that exits at once must not be missed.
       handle.once("error", (cause) => {
         resume(new NetnsError({ reason: "spawn", command, message: `cannot start ${command}: ${cause.message}` }))
       })
       handle.once("spawn", () => resume(Effect.succeed(handle)))
+      handle.once("exit", (code, signal) => {
+        Deferred.unsafeDone(exitDeferred, Effect.succeed({ code, signal, at: Date.now() }))
+      })
+      handle.once("close", () => Deferred.unsafeDone(closed, Effect.void))
+      handle.stdout?.on("data", collect("stdout", out))
+      handle.stderr?.on("data", collect("stderr", err))
+      if (options.input !== undefined && handle.stdin !== null) {
+        handle.stdin.on("error", () => undefined) // EPIPE when the process ignores its input: not our concern
+        handle.stdin.end(options.input)
+      }
     })
     const pid = child.pid ?? -1
-    child.once("exit", (code, signal) => Deferred.unsafeDone(exitDeferred, Effect.succeed({ code, signal, at: Date.now() })))
-    child.once("close", () => Deferred.unsafeDone(closed, Effect.void))
-    if (options.input !== undefined && child.stdin !== null) {
-      child.stdin.on("error", () => undefined) // EPIPE when the process ignores its input: not our concern
-      child.stdin.end(options.input)
-    }
 
-    // Output is kept in this closure only: it belongs to this one process.
-    const out: Array<string> = []
-    const err: Array<string> = []
-    const lines: Array<string> = []
-    const partial = { stdout: "", stderr: "" }
-    const collect = (stream: "stdout" | "stderr", sink: Array<string>) => (chunk: Buffer) => {
-      const text = chunk.toString("utf8")
-      sink.push(text)
-      const parts = (partial[stream] + text).split("\n")
-      partial[stream] = parts.pop() ?? ""
-      for (const line of parts) lines.push(line)
-      if (lines.length > MAX_LINES) lines.splice(0, lines.length - MAX_LINES)
+    /** Lines from line number `from` on (a trailing partial line of either stream included). */
+    const linesFrom = (from: number): ReadonlyArray<string> => {
+      const tail = [state.stdout, state.stderr].filter((p) => p.length > 0)
+      return [...lines.slice(Math.max(from - state.dropped, 0)), ...tail]
     }
-    child.stdout?.on("data", collect("stdout", out))
-    child.stderr?.on("data", collect("stderr", err))
-
-    const allLines = Effect.sync((): ReadonlyArray<string> => {
-      const tail = [partial.stdout, partial.stderr].filter((p) => p.length > 0)
-      return [...lines, ...tail]
-    })
+    const allLines = Effect.sync(() => linesFrom(0))
     const exited = Deferred.poll(exitDeferred).pipe(
       Effect.flatMap(Option.match({
         onNone: () => Effect.succeed(Option.none<ProcessExit>()),
@@ -172,13 +182,12 @@ const spawnProcess = (argv: ReadonlyArray<string>, options: StartOptions) =>
       const after = opts?.after ?? 0
       const timeout = opts?.timeout ?? "10 seconds"
       const check = Effect.gen(function*() {
-        const current = yield* allLines
-        const found = current.slice(after).find((line) => pattern.test(line))
+        const found = linesFrom(after).find((line) => pattern.test(line))
         if (found !== undefined) return Option.some(found)
         const status = yield* exited
         if (Option.isSome(status)) {
           yield* exit // let the pipes drain, then look once more
-          const last = (yield* allLines).slice(after).find((line) => pattern.test(line))
+          const last = linesFrom(after).find((line) => pattern.test(line))
           if (last !== undefined) return Option.some(last)
           return yield* new NetnsError({
             reason: "exited",
@@ -198,7 +207,7 @@ const spawnProcess = (argv: ReadonlyArray<string>, options: StartOptions) =>
               reason: "timeout",
               command,
               message: `${command} did not print ${pattern} within ${Duration.format(timeout)}; output:\n` +
-                [...lines, partial.stdout, partial.stderr].join("\n")
+                linesFrom(0).join("\n")
             })
         })
       )
@@ -209,7 +218,7 @@ const spawnProcess = (argv: ReadonlyArray<string>, options: StartOptions) =>
       lines: allLines,
       stdout: Effect.sync(() => out.join("")),
       stderr: Effect.sync(() => err.join("")),
-      mark: Effect.sync(() => lines.length),
+      mark: Effect.sync(() => state.dropped + lines.length),
       waitForLine,
       exited,
       exit,
@@ -280,7 +289,13 @@ export const run = (argv: ReadonlyArray<string>, options: RunOptions = {}): Effe
       }),
       Effect.catchAll((e) =>
         Effect.flatMap(proc.lines, (partial) =>
-          Effect.fail(new NetnsError({ reason: e.reason, command: e.command, message: `${e.message}; output so far:\n${partial.join("\n")}` })))
+          Effect.fail(
+            new NetnsError({
+              reason: e.reason,
+              command: e.command,
+              message: `${e.message}; output so far:\n${partial.join("\n")}`
+            })
+          ))
       )
     )
     return {
@@ -507,7 +522,8 @@ export const kiwitun = (
   options: KiwitunOptions = {}
 ): Effect.Effect<Process, NetnsError, Scope.Scope> =>
   Effect.gen(function*() {
-    const proc = yield* spawn(ns, [...(options.command ?? kiwitunCommand), ...args], { grace: options.grace ?? "2 seconds" })
+    const argv = [...(options.command ?? kiwitunCommand), ...args]
+    const proc = yield* spawn(ns, argv, { grace: options.grace ?? "2 seconds" })
     if (options.waitUp === false) return proc
     const timeout = options.startTimeout ?? "20 seconds"
     yield* proc.waitForLine(/tunnel up/, { timeout })
@@ -593,7 +609,11 @@ export const parsePing = (output: string) => {
 }
 
 /** Runs iputils `ping` in the namespace; a non-zero exit (lost replies) is a result, not a failure. */
-export const ping = (ns: Namespace, target: string, options: PingOptions = {}): Effect.Effect<PingResult, NetnsError> => {
+export const ping = (
+  ns: Namespace,
+  target: string,
+  options: PingOptions = {}
+): Effect.Effect<PingResult, NetnsError> => {
   const argv = [
     "ping",
     ...(options.family === 6 || (options.family === undefined && target.includes(":")) ? ["-6"] : ["-4"]),

@@ -63,7 +63,7 @@ describeIntegration("daemon lifecycle", () => {
       }), 60_000)
   }
 
-  it.scopedLive("without CAP_NET_ADMIN/CAP_NET_RAW: one line naming what is missing, non-zero exit, nothing created", () =>
+  it.scopedLive("without CAP_NET_ADMIN/CAP_NET_RAW: one line naming what is missing, non-zero exit, no device", () =>
     Effect.gen(function*() {
       const nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
       const { result, events, links, output } = yield* runWatched(ARGS, nobody)

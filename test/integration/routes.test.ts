@@ -57,8 +57,10 @@ describeIntegration("routes in dynamic mode", () => {
       yield* Netns.ip(b.ns, "address", "add", "2001:db8:2::2/128", "dev", b.ifname, "nodad")
       yield* Netns.ip(b.ns, "address", "add", "2001:db8:3::2/128", "dev", b.ifname, "nodad")
       yield* Netns.ip(a.ns, "route", "add", "203.0.113.0/24", "via", "192.0.2.2", "dev", a.ifname, "onlink")
-      yield* Netns.ip(a.ns, "-6", "route", "add", "2001:db8:2::/64", "via", "::ffff:192.0.2.2", "dev", a.ifname, "onlink")
-      yield* Netns.ip(a.ns, "-6", "route", "add", "2001:db8:3::/64", "via", "::192.0.2.2", "dev", a.ifname, "onlink")
+      const route6 = (prefix: string, via: string) =>
+        Netns.ip(a.ns, "-6", "route", "add", prefix, "via", via, "dev", a.ifname, "onlink")
+      yield* route6("2001:db8:2::/64", "::ffff:192.0.2.2")
+      yield* route6("2001:db8:3::/64", "::192.0.2.2")
 
       for (const target of ["203.0.113.2", "2001:db8:2::2", "2001:db8:3::2"]) {
         const result = yield* Netns.ping(a.ns, target, { count: 2 })

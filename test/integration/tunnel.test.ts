@@ -83,7 +83,14 @@ describeIntegration("tunnel between two hosts", () => {
       const { a, b } = yield* Netns.twoHosts()
       // C sits behind A on 203.0.113.0/24; B routes that network into its tunnel.
       const c = yield* Netns.namespace
-      yield* Netns.veth({ a: c, b: a.ns, nameA: "veth0", nameB: "lan0", addressA: "203.0.113.2/24", addressB: "203.0.113.1/24" })
+      yield* Netns.veth({
+        a: c,
+        b: a.ns,
+        nameA: "veth0",
+        nameB: "lan0",
+        addressA: "203.0.113.2/24",
+        addressB: "203.0.113.1/24"
+      })
       yield* Netns.ip(c, "route", "add", "default", "via", "203.0.113.1")
       yield* Netns.execOk(a.ns, ["sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"])
       yield* Netns.ip(b.ns, "route", "add", "203.0.113.0/24", "dev", b.ifname)
@@ -100,7 +107,14 @@ describeIntegration("tunnel between two hosts", () => {
       const { a } = yield* Netns.twoHosts()
       // C reaches A over a second underlay link and impersonates B's inner address.
       const c = yield* Netns.namespace
-      yield* Netns.veth({ a: c, b: a.ns, nameA: "veth0", nameB: "veth1", addressA: "203.0.113.2/24", addressB: "203.0.113.1/24" })
+      yield* Netns.veth({
+        a: c,
+        b: a.ns,
+        nameA: "veth0",
+        nameB: "veth1",
+        addressA: "203.0.113.2/24",
+        addressB: "203.0.113.1/24"
+      })
       yield* Netns.kiwitun(c, ["-4", "-d", "-r", "203.0.113.1", "-i", "ktun0", "--address", "198.51.100.2/30"])
       const spoofed = yield* Netns.ping(c, a.inner4, { count: 3, wait: 1 })
       expect(spoofed.received, spoofed.output).toBe(0)
