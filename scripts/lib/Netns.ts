@@ -95,11 +95,11 @@ export const pollUntilSome = <A, E, R>(
       ? Effect.succeed(found.value)
       : Effect.zipRight(Effect.sleep(every), Effect.suspend(() => pollUntilSome(check, every))))
 
-const describe = (argv: ReadonlyArray<string>): string => argv.join(" ")
+const commandLine = (argv: ReadonlyArray<string>): string => argv.join(" ")
 
 const spawnProcess = (argv: ReadonlyArray<string>, options: StartOptions) =>
   Effect.gen(function*() {
-    const command = describe(argv)
+    const command = commandLine(argv)
     const exitDeferred = yield* Deferred.make<ProcessExit>()
     const closed = yield* Deferred.make<void>()
     const [file, ...args] = argv
