@@ -7,87 +7,19 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
 import { spawn, spawnSync } from "node:child_process"
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import path from "node:path"
-import { fileURLToPath } from "node:url"
+import { ci, fixtures, ip, lastJson, liveBuild, missingPrerequisites, run } from "../support/live.js"
 
-const repo = fileURLToPath(new URL("../..", import.meta.url))
-const fixtures = path.join(repo, "test/layers/fixtures")
-const build = path.join(repo, "dist", `.live-test-${process.pid}`)
-const compiled = path.join(build, "out")
+const live = liveBuild("live-test", ["TunDeviceLive", "RawSocketsLive", "HostAddressesLive"], ["layers/Ffi"])
+const compiled = live.compiled
+const fixtureIn = live.fixtureIn
 const NS_A = `kwt-live-${process.pid}`
 const NS_B = `kwt-live-${process.pid}-b`
-const ci = process.env.CI === "true"
-
-const works = (cmd: string, args: Array<string>) => {
-  const r = spawnSync(cmd, args, { stdio: "ignore", timeout: 10_000 })
-  return r.error === undefined && r.status === 0
-}
-
-const missing: Array<string> = []
-if (process.platform !== "linux") missing.push("Linux")
-else {
-  if (process.getuid?.() !== 0) missing.push("root")
-  if (!existsSync("/dev/net/tun")) missing.push("/dev/net/tun")
-  if (!works("ip", ["-V"])) missing.push("ip (iproute2)")
-  if (!works("setpriv", ["--version"])) missing.push("setpriv (util-linux)")
-}
-
-const run = (cmd: string, args: Array<string>, timeout = 15_000): string => {
-  const r = spawnSync(cmd, args, { encoding: "utf8", timeout })
-  if (r.error !== undefined || r.status !== 0) {
-    throw new Error(`${cmd} ${args.join(" ")} failed (${r.error?.message ?? `status ${r.status}`}): ${r.stderr}`)
-  }
-  return r.stdout
-}
-const ip = (...args: Array<string>) => run("ip", args)
-
-/** The last stdout line of a fixture is its JSON report. */
-const lastJson = (stdout: string, stderr: string): unknown => {
-  const lines = stdout.trim().split("\n")
-  try {
-    return JSON.parse(lines[lines.length - 1] ?? "")
-  } catch {
-    throw new Error(`fixture printed no report.\nstdout: ${stdout}\nstderr: ${stderr}`)
-  }
-}
-
-const fixtureIn = (ns: string, script: string, args: Array<string>, timeout = 60_000) => {
-  const r = spawnSync("ip", ["netns", "exec", ns, process.execPath, path.join(fixtures, script), compiled, ...args], {
-    encoding: "utf8",
-    timeout
-  })
-  if (r.error !== undefined || r.status !== 0) {
-    throw new Error(`${script} failed (${r.error?.message ?? `status ${r.status}`}):\n${r.stdout}\n${r.stderr}`)
-  }
-  return lastJson(r.stdout, r.stderr)
-}
-
-const compile = () => {
-  mkdirSync(build, { recursive: true })
-  // Only the Live layers and what they import: the rest of the tree may be mid-change by others.
-  const config = {
-    extends: path.join(repo, "tsconfig.json"),
-    compilerOptions: { outDir: compiled, rootDir: repo, noEmit: false, declaration: false, sourceMap: false },
-    include: [],
-    files: ["TunDeviceLive", "RawSocketsLive", "HostAddressesLive"].map((f) => path.join(repo, "src/layers", `${f}.ts`))
-  }
-  writeFileSync(path.join(build, "tsconfig.json"), JSON.stringify(config))
-  const tsc = path.join(repo, "node_modules/typescript/bin/tsc")
-  const r = spawnSync(process.execPath, [tsc, "-p", path.join(build, "tsconfig.json")], {
-    encoding: "utf8",
-    timeout: 180_000
-  })
-  const wanted = ["TunDeviceLive", "RawSocketsLive", "HostAddressesLive", "Ffi"].map((f) =>
-    path.join(compiled, "src/layers", `${f}.js`)
-  )
-  // tsc emits despite type errors; the typecheck proper is `tsc -p tsconfig.test.json`
-  if (!wanted.every((f) => existsSync(f))) throw new Error(`tsc emitted nothing:\n${r.stdout}\n${r.stderr}`)
-}
+const missing = missingPrerequisites()
 
 const cleanup = () => {
   for (const ns of [NS_A, NS_B]) spawnSync("ip", ["netns", "del", ns], { stdio: "ignore", timeout: 10_000 })
-  rmSync(build, { recursive: true, force: true })
+  live.remove()
 }
 
 interface Snapshot {
@@ -138,7 +70,7 @@ describe.skipIf(missing.length > 0 && !ci)("Live layers in network namespaces", 
   beforeAll(() => {
     if (missing.length > 0) throw new Error(`missing prerequisites: ${missing.join(", ")}`)
     try {
-      compile()
+      live.compile()
       ip("netns", "add", NS_A)
       ip("netns", "add", NS_B)
       ip("-n", NS_A, "link", "set", "lo", "up")
