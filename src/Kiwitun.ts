@@ -27,7 +27,8 @@ export const tunOptions = (cfg: TunnelConfig): TunOptions => ({
   mtu: cfg.mtu,
   addresses: cfg.addresses,
   txQueueLen: cfg.txQueueLen,
-  batch: cfg.batch
+  batch: cfg.batch,
+  offload: cfg.offload
 })
 
 /**

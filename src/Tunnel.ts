@@ -5,13 +5,17 @@
 import type { Scope } from "effect"
 import { Cause, Chunk, Clock, Context, Data, Deferred, Effect, Layer, Stream } from "effect"
 import { formatIpv4, ipv4FromBytes } from "./domain/Address.js"
+import * as Arena from "./domain/Arena.js"
 import type { TunnelConfig } from "./domain/Config.js"
 import type { DecapContext, DecapOut } from "./domain/Decap.js"
 import { decapBatch } from "./domain/Decap.js"
 import { Drop, makeCounts } from "./domain/Drops.js"
 import type { EncapContext, EncapOut } from "./domain/Encap.js"
 import { encapBatch } from "./domain/Encap.js"
+import * as Gro from "./domain/Gro.js"
+import * as Gso from "./domain/Gso.js"
 import { makeRateLimiter } from "./domain/RateLimit.js"
+import * as VirtioNet from "./domain/VirtioNet.js"
 import type { CounterSnapshot } from "./Metrics.js"
 import { flushDrops, formatSnapshot, makeTunnelMetrics, snapshot } from "./Metrics.js"
 import * as Peer from "./Peer.js"
@@ -110,7 +114,8 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
 
     const writeReplies = (replies: Array<Uint8Array>) => {
       if (replies.length === 0) return Effect.void
-      const copy = replies.slice()
+      // With offloads every write starts with a virtio_net_hdr: an all-zero one for a plain packet.
+      const copy = tun.offload ? replies.map(withPlainVirtioHeader) : replies.slice()
       replies.length = 0
       return tun.writeBatch(Chunk.unsafeFromArray(copy)).pipe(
         Effect.map((r) => metrics.icmpSent.unsafeUpdate(r.written, [])),
@@ -172,6 +177,10 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
       )
     }
 
+    // TUN offloads: super-packets are segmented here (software GSO) into an arena reused for every chunk.
+    const segments: Array<Uint8Array> = []
+    const gsoArena = Arena.make(tun.offload ? cfg.batch * 72 * 1024 : 0)
+
     const encapChunk = (chunk: Chunk.Chunk<Uint8Array>): Effect.Effect<void, TunnelError> =>
       Effect.gen(function*() {
         const snap = yield* addresses.current
@@ -180,8 +189,14 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
         ctx.tunAddr4 = snap.tun4
         ctx.tunAddr6 = snap.tun6
         ctx.isLocal4 = (a) => snap.local4.has(a)
-        const packets = Chunk.toReadonlyArray(chunk)
-        metrics.tunRxPackets.unsafeUpdate(packets.length, [])
+        const read = Chunk.toReadonlyArray(chunk)
+        metrics.tunRxPackets.unsafeUpdate(read.length, [])
+        let packets = read
+        if (tun.offload) {
+          segments.length = 0
+          encapOut.drops[Drop.EncapBadOffload]! += Gso.segmentBatch(read, segments, gsoArena)
+          packets = segments
+        }
         encapBatch(packets, ctx, encapOut)
         yield* sendFrames(encapOut.frames)
         yield* writeReplies(encapOut.replies)
@@ -191,6 +206,9 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
     const decapPipeline = (sock: RawSocket) => {
       const dctx: Mutable<DecapContext> = { v4: cfg.v4, v6: cfg.v6, remote: 0, local: cfg.local }
       const out: DecapOut = { packets: [], drops: makeCounts() }
+      // TUN offloads: consecutive TCP segments of a flow are coalesced (software GRO) into one write.
+      const coalesced: Array<Uint8Array> = []
+      const groArena = Arena.make(tun.offload ? cfg.batch * (cfg.mtu + 64) : 0)
       return Stream.repeatEffectChunk(Effect.mapError(sock.receiveBatch, socketError)).pipe(
         Stream.runForEachChunk((chunk) =>
           Effect.gen(function*() {
@@ -204,12 +222,18 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
             if (out.packets.length > 0) {
               let bytes = 0
               for (const p of out.packets) bytes += p.length
-              const report = yield* tun.writeBatch(Chunk.unsafeFromArray(out.packets)).pipe(
-                Effect.mapError(deviceError)
-              )
+              let writes: Array<Uint8Array> = out.packets
+              if (tun.offload) {
+                coalesced.length = 0
+                // decapBatch's views have the outer header in front of them: room for the virtio header
+                Gro.coalesce(out.packets, coalesced, groArena, 20)
+                writes = coalesced
+              }
+              const report = yield* tun.writeBatch(Chunk.unsafeFromArray(writes)).pipe(Effect.mapError(deviceError))
+              const count = out.packets.length
               out.packets.length = 0
-              metrics.decapPackets.unsafeUpdate(report.written, [])
-              // Failed writes are rare (counted as drops); their bytes are not told apart from the rest.
+              // Failed writes are rare (counted as drops); which inner packets they held is not told apart.
+              metrics.decapPackets.unsafeUpdate(report.failed === 0 ? count : report.written, [])
               metrics.decapBytes.unsafeUpdate(report.failed === 0 ? bytes : 0, [])
               out.drops[Drop.DecapWriteError]! += report.failed
             }
@@ -263,6 +287,12 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
       failure: Deferred.await(failed)
     }
   })
+
+const withPlainVirtioHeader = (packet: Uint8Array): Uint8Array => {
+  const framed = new Uint8Array(VirtioNet.HEADER_SIZE + packet.length)
+  framed.set(packet, VirtioNet.HEADER_SIZE)
+  return framed
+}
 
 /** The tunnel over whatever TunDevice, RawSockets, HostAddresses, RouteTable and Resolver the caller provides. */
 export const layerWithoutDependencies = (cfg: TunnelConfig): Layer.Layer<Tunnel, TunnelError, TunnelDeps> =>

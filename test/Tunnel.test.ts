@@ -1,4 +1,4 @@
-import { describe, expect, it } from "@effect/vitest"
+import { beforeEach, describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer } from "effect"
 import type { RawConfig } from "../src/domain/Config.js"
 import { decode } from "../src/domain/Config.js"
@@ -11,6 +11,7 @@ import * as UnderlayTest from "../src/layers/UnderlayTest.js"
 import type { AddressSnapshot } from "../src/services/HostAddresses.js"
 import { RawSockets } from "../src/services/RawSocket.js"
 import * as Tunnel from "../src/Tunnel.js"
+import * as Ref from "./domain/offloadRef.js"
 import { hex, icmp6Echo, icmpEcho, icmpv6ChecksumOk, ipv4HeaderOk, ipv4Packet, ipv6Packet, v4, v6 } from "./support/packets.js"
 
 const config = (raw: RawConfig) => {
@@ -26,10 +27,10 @@ const host = (
   underlay: Underlay,
   addr: string,
   raw: RawConfig,
-  opts: { routes?: ReadonlyArray<RouteTableTest.TestRoute>; addresses?: AddressSnapshot } = {}
+  opts: { routes?: ReadonlyArray<RouteTableTest.TestRoute>; addresses?: AddressSnapshot; offload?: boolean } = {}
 ) =>
   Effect.gen(function*() {
-    const tun = yield* TunDeviceTest.make({ name: `ktun${++tunnels}` })
+    const tun = yield* TunDeviceTest.make({ name: `ktun${++tunnels}`, offload: opts.offload ?? offloadMode })
     const net = yield* underlay.host(v4(addr))
     const routes = yield* RouteTableTest.make(opts.routes ?? [])
     const tunnel = yield* Tunnel.make(config(raw)).pipe(
@@ -47,7 +48,14 @@ const host = (
 const A = "192.0.2.1"
 const B = "192.0.2.2"
 
-describe("Tunnel over the in-memory underlay", () => {
+// Every test runs with plain TUN packets and with TUN offloads (virtio headers, GSO/GRO in the data path).
+let offloadMode = false
+
+for (const offload of [false, true]) describe(`Tunnel over the in-memory underlay (offload ${offload ? "on" : "off"})`, () => {
+  beforeEach(() => {
+    offloadMode = offload
+  })
+
   it.scoped("carries IPv4 and IPv6 from A's TUN to B's TUN and back, unchanged", () =>
     Effect.gen(function*() {
       const underlay = yield* UnderlayTest.make
@@ -171,5 +179,52 @@ describe("Tunnel over the in-memory underlay", () => {
       expect(frags.every((f) => f.length <= 1400)).toBe(true)
       expect((yield* b.tun.takeWritten).length).toBe(0) // B's decap drops fragments the kernel would reassemble
       expect((yield* a.tunnel.counters).drops).toEqual({ encap_too_big: 2 })
+    }))
+})
+
+describe("Tunnel with TUN offloads", () => {
+  for (const v6 of [false, true]) {
+    it.scoped(`segments a ${v6 ? "6in4" : "4in4"} TCP super-packet and coalesces the segments again on the far side`, () =>
+      Effect.gen(function*() {
+        const underlay = yield* UnderlayTest.make
+        const a = yield* host(underlay, A, { v4: true, v6: true, remote: B }, { offload: true })
+        const b = yield* host(underlay, B, { v4: true, v6: true, remote: A }, { offload: true })
+        const spec: Ref.TcpSpec = {
+          v6,
+          src: v6 ? "2001:db8:1::1" : "198.51.100.1",
+          dst: v6 ? "2001:db8:1::2" : "198.51.100.2",
+          flags: Ref.ACK | Ref.PSH,
+          payload: Ref.patternedFrom(20_000, 1000)
+        }
+        // the MSS the kernel uses on a 1480-byte MTU: 1440 over IPv4, 1420 over IPv6
+        const mss = v6 ? 1420 : 1440
+        yield* a.tun.injectFrame(Ref.superFrame(spec, mss))
+        const expected = Ref.expectedSegments(spec, mss)
+        const n = Math.ceil(20_000 / mss)
+        expect(expected.length).toBe(n)
+        const got = yield* b.tun.awaitWritten(expected.length)
+        expect(got.map(hex)).toEqual(expected.map(hex))
+        // one outer packet per segment on the wire, each within the 1500-byte underlay
+        const wire = yield* underlay.wire
+        expect(wire.length).toBe(n)
+        expect(wire.every((f) => f.length <= 1500)).toBe(true)
+        // B wrote fewer frames than segments: they were coalesced into super-packets
+        const frames = yield* b.tun.takeFrames
+        expect(frames.length).toBeLessThan(expected.length)
+        expect(frames[0]![1]).toBe(v6 ? 4 : 1) // gso_type TCPV6 / TCPV4
+        expect((yield* a.tunnel.counters).encapPackets).toBe(n)
+        expect((yield* b.tunnel.counters).decapPackets).toBe(n)
+      }))
+  }
+
+  it.scoped("counts a malformed super-packet as encap_bad_offload", () =>
+    Effect.gen(function*() {
+      const underlay = yield* UnderlayTest.make
+      const a = yield* host(underlay, A, { v4: true, remote: B }, { offload: true })
+      const frame = Ref.superFrame({ src: "198.51.100.1", dst: "198.51.100.2", payload: new Uint8Array(4000) }, 1440)
+      frame[12 + 9] = 17 // says TCP segmentation, carries UDP
+      yield* a.tun.injectFrame(frame)
+      for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
+      expect((yield* a.tunnel.counters).drops).toEqual({ encap_bad_offload: 1 })
     }))
 })

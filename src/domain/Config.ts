@@ -33,6 +33,8 @@ export interface TunnelConfig {
   readonly batch: number
   readonly icmpRatePerSecond: number
   readonly icmpBurst: number
+  /** TUN offloads (TSO/checksum from the kernel, coalesced writes back): on unless `--no-offload` */
+  readonly offload: boolean
 }
 
 /** Raw values as they come from a command line; undefined = not given. */
@@ -52,6 +54,7 @@ export interface RawConfig {
   readonly txQueueLen?: number | undefined
   readonly icmpRate?: number | undefined
   readonly icmpBurst?: number | undefined
+  readonly noOffload?: boolean | undefined
 }
 
 export const DEFAULT_MTU = 1480
@@ -171,6 +174,7 @@ export const decode = (raw: RawConfig): Either.Either<TunnelConfig, ConfigError>
     txQueueLen,
     batch: DEFAULT_BATCH,
     icmpRatePerSecond: icmpRate,
-    icmpBurst
+    icmpBurst,
+    offload: raw.noOffload !== true
   })
 }

@@ -32,12 +32,14 @@ export const Drop = {
   DecapOversize: 24,
   DecapWriteError: 25,
   // ICMP errors the daemon would have sent but the rate limit refused
-  IcmpRateLimited: 26
+  IcmpRateLimited: 26,
+  // A TUN offload super-packet that could not be segmented (malformed virtio header or headers)
+  EncapBadOffload: 27
 } as const
 
 export type Drop = (typeof Drop)[keyof typeof Drop]
 
-export const DROP_COUNT = 27
+export const DROP_COUNT = 28
 
 /** Metric tag / log name of each reason, indexed by reason number. */
 export const dropName: ReadonlyArray<string> = [
@@ -67,7 +69,8 @@ export const dropName: ReadonlyArray<string> = [
   "decap_mode_disabled",
   "decap_oversize",
   "decap_write_error",
-  "icmp_rate_limited"
+  "icmp_rate_limited",
+  "encap_bad_offload"
 ]
 
 /** A fresh, zeroed counter array. */

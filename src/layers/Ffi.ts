@@ -67,6 +67,13 @@ export const MSG_ERRQUEUE = 0x2000
 
 // ioctl requests (linux/sockios.h, linux/if_tun.h: TUNSETIFF = _IOW('T', 202, int))
 export const TUNSETIFF = 0x400454ca
+/** _IOW('T', 208, unsigned int): the offload flags are passed by value */
+export const TUNSETOFFLOAD = 0x400454d0
+/** _IOW('T', 216, int): takes a pointer to the header size */
+export const TUNSETVNETHDRSZ = 0x400454d8
+export const TUN_F_CSUM = 0x01
+export const TUN_F_TSO4 = 0x02
+export const TUN_F_TSO6 = 0x04
 export const SIOCGIFFLAGS = 0x8913
 export const SIOCSIFFLAGS = 0x8914
 export const SIOCGIFMTU = 0x8921
@@ -77,6 +84,7 @@ export const SIOCSIFTXQLEN = 0x8943
 export const IFF_UP = 0x1
 export const IFF_TUN = 0x0001
 export const IFF_NO_PI = 0x1000
+export const IFF_VNET_HDR = 0x4000
 export const IFNAMSIZ = 16
 /** struct ifreq: ifr_name[16] then a 24-byte union (ifr_flags, ifr_mtu, ifr_qlen, ... at offset 16). */
 export const IFREQ_SIZE = 40
@@ -405,4 +413,178 @@ export const missingCapabilities = (): Array<Capability> => {
   if ((effective & (1 << CAP_NET_ADMIN)) === 0) out.push("CAP_NET_ADMIN")
   if ((effective & (1 << CAP_NET_RAW)) === 0) out.push("CAP_NET_RAW")
   return out
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Running as a service: syslog(3), users, privileges, unix datagram addresses
+
+export const AF_UNIX = 1
+export const MSG_NOSIGNAL = 0x4000
+
+/** syslog(3) options and facility (sys/syslog.h). */
+export const LOG_PID = 0x01
+export const LOG_NDELAY = 0x08
+export const LOG_DAEMON = 3 << 3
+
+/** A syslog(3) connection opened with openlog(3); `close` calls closelog(3) and frees the ident. */
+export interface SyslogHandle {
+  /** `priority` is the severity (0..7); the facility given to openlog is added by the C library. */
+  readonly log: (priority: number, message: string) => void
+  readonly close: () => void
+}
+
+/**
+ * openlog(ident, option, facility). The C library keeps the ident pointer for later calls, so it lives in memory
+ * allocated here (koffi.alloc), never moved by V8, and freed only after closelog. Messages go through a "%s"
+ * format: a '%' in a message is never interpreted.
+ */
+export const openSyslog = (ident: string, option: number, facility: number): SyslogHandle => {
+  const lib = koffi.load("libc.so.6")
+  const openlog_ = lib.func("void openlog(const void *ident, int option, int facility)") as Fn<
+    [unknown, number, number],
+    void
+  >
+  const syslog_ = lib.func("void syslog(int priority, const char *format, ...)") as Fn<
+    [number, string, string, string],
+    void
+  >
+  const closelog_ = lib.func("void closelog(void)") as Fn<[], void>
+  const bytes = Buffer.byteLength(ident) + 1
+  const identMemory: unknown = koffi.alloc("char", bytes)
+  koffi.encode(identMemory, koffi.array("char", bytes), ident)
+  openlog_(identMemory, option, facility)
+  let open = true
+  return {
+    log: (priority, message) => {
+      if (open) syslog_(priority & 7, "%s", "const char *", message)
+    },
+    close: () => {
+      if (!open) return
+      open = false
+      closelog_()
+      koffi.free(identMemory)
+    }
+  }
+}
+
+/** A user account as getpwnam(3)/getpwuid(3) report it (so NSS sources other than /etc/passwd count too). */
+export interface UserAccount {
+  readonly name: string
+  readonly uid: number
+  readonly gid: number
+}
+
+/** `name` as a user name, or (all digits) as a numeric uid; undefined when there is no such account. */
+export const lookupUser = (name: string): UserAccount | undefined => {
+  const lib = koffi.load("libc.so.6")
+  // struct passwd (LP64): name, passwd, uid, gid, gecos, dir, shell
+  const Passwd = koffi.struct({
+    pw_name: "const char *",
+    pw_passwd: "const char *",
+    pw_uid: "uint32_t",
+    pw_gid: "uint32_t",
+    pw_gecos: "const char *",
+    pw_dir: "const char *",
+    pw_shell: "const char *"
+  })
+  const getpwnam_ = lib.func("getpwnam", koffi.pointer(Passwd), ["const char *"]) as Fn<[string], unknown>
+  const getpwuid_ = lib.func("getpwuid", koffi.pointer(Passwd), ["uint32_t"]) as Fn<[number], unknown>
+  const numeric = /^[0-9]{1,10}$/.test(name) ? Number(name) : undefined
+  const entry = numeric !== undefined && numeric < 0xffffffff ? getpwuid_(numeric) : getpwnam_(name)
+  if (entry === null || entry === undefined) return undefined
+  const pw = koffi.decode(entry, Passwd) as { pw_name: string; pw_uid: number; pw_gid: number }
+  return { name: pw.pw_name, uid: pw.pw_uid, gid: pw.pw_gid }
+}
+
+export const CAP_SETGID = 6
+export const CAP_SETUID = 7
+export const CAP_SETPCAP = 8
+export const CAP_NET_ADMIN_BIT = CAP_NET_ADMIN
+export const CAP_NET_RAW_BIT = CAP_NET_RAW
+
+/** The three capability sets of the calling thread, one bit per capability (capget(2), version 3). */
+export interface CapabilitySets {
+  readonly effective: bigint
+  readonly permitted: bigint
+  readonly inheritable: bigint
+}
+
+const capabilityCalls = () => {
+  const lib = koffi.load("libc.so.6")
+  return {
+    capget: lib.func("int capget(void *hdr, void *data)") as Fn<[Uint32Array, Uint32Array], number>,
+    capset: lib.func("int capset(void *hdr, void *data)") as Fn<[Uint32Array, Uint32Array], number>
+  }
+}
+
+const joinBits = (low: number, high: number): bigint => (BigInt(high >>> 0) << 32n) | BigInt(low >>> 0)
+
+/** The calling thread's capability sets, or -errno. */
+export const capabilitySets = (): CapabilitySets | number => {
+  const { capget } = capabilityCalls()
+  const header = new Uint32Array([LINUX_CAPABILITY_VERSION_3, 0])
+  const data = new Uint32Array(6)
+  if (capget(header, data) < 0) return -koffi.errno()
+  return {
+    effective: joinBits(data[0]!, data[3]!),
+    permitted: joinBits(data[1]!, data[4]!),
+    inheritable: joinBits(data[2]!, data[5]!)
+  }
+}
+
+/** capset(2) on the calling thread; 0 or -errno. */
+export const setCapabilitySets = (sets: CapabilitySets): number => {
+  const { capset } = capabilityCalls()
+  const header = new Uint32Array([LINUX_CAPABILITY_VERSION_3, 0])
+  const lo = (v: bigint) => Number(v & 0xffffffffn)
+  const hi = (v: bigint) => Number((v >> 32n) & 0xffffffffn)
+  const data = new Uint32Array([
+    lo(sets.effective),
+    lo(sets.permitted),
+    lo(sets.inheritable),
+    hi(sets.effective),
+    hi(sets.permitted),
+    hi(sets.inheritable)
+  ])
+  return capset(header, data) < 0 ? -koffi.errno() : 0
+}
+
+/** prctl(2) options in use (linux/prctl.h). */
+export const PR_SET_KEEPCAPS = 8
+export const PR_CAPBSET_READ = 23
+export const PR_CAPBSET_DROP = 24
+export const PR_SET_NO_NEW_PRIVS = 38
+export const PR_GET_NO_NEW_PRIVS = 39
+export const PR_CAP_AMBIENT = 47
+export const PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+/** Calls that change the process's credentials; each returns its result (>= 0) or -errno. */
+export interface Credentials {
+  readonly prctl: (option: number, arg2: number) => number
+  /** Sets the supplementary groups to exactly `gids`. */
+  readonly setgroups: (gids: ReadonlyArray<number>) => number
+  readonly setgid: (gid: number) => number
+  readonly setuid: (uid: number) => number
+}
+
+/**
+ * Bindings for dropping privileges. glibc's setgroups/setgid/setuid change every thread of the process; prctl and
+ * capset change only the calling thread, which must therefore be the main thread (the one that makes every call
+ * that needs a capability).
+ */
+export const credentials = (): Credentials => {
+  const lib = koffi.load("libc.so.6")
+  const prctl_ = lib.func(
+    "int prctl(int option, unsigned long arg2, unsigned long arg3, unsigned long arg4, unsigned long arg5)"
+  ) as Fn<[number, number, number, number, number], number>
+  const setgroups_ = lib.func("int setgroups(size_t size, const uint32_t *list)") as Fn<[number, Uint32Array], number>
+  const setgid_ = lib.func("int setgid(uint32_t gid)") as Fn<[number], number>
+  const setuid_ = lib.func("int setuid(uint32_t uid)") as Fn<[number], number>
+  const check = (r: number): number => (r < 0 ? -koffi.errno() : r)
+  return {
+    prctl: (option, arg2) => check(prctl_(option, arg2, 0, 0, 0)),
+    setgroups: (gids) => check(setgroups_(gids.length, new Uint32Array(gids))),
+    setgid: (gid) => check(setgid_(gid)),
+    setuid: (uid) => check(setuid_(uid))
+  }
 }

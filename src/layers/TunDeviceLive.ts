@@ -49,23 +49,16 @@ export const make = (opts: TunOptions): Effect.Effect<TunDevice["Type"], TunErro
       return yield* new TunError({ op: "configure", errno: Ffi.Errno.EINVAL, message: `bad batch ${opts.batch}` })
     }
 
-    const fd = yield* Effect.acquireRelease(
-      Effect.suspend(() => {
-        const r = lib.open("/dev/net/tun", Ffi.O_RDWR | Ffi.O_NONBLOCK | Ffi.O_CLOEXEC)
-        return r < 0 ? Effect.fail(fail("open", -r, "open /dev/net/tun")) : Effect.succeed(r)
-      }),
-      (fd) => Effect.sync(() => lib.close(fd))
-    )
-
-    const ifr = new Uint8Array(Ffi.IFREQ_SIZE)
-    const ifrView = new DataView(ifr.buffer)
-    if (opts.name !== undefined) ifr.set(Buffer.from(opts.name), 0)
-    ifrView.setUint16(16, Ffi.IFF_TUN | Ffi.IFF_NO_PI, true)
-    const set = lib.ioctl(fd, Ffi.TUNSETIFF, ifr)
-    if (set < 0) {
-      // EBUSY: a device of that name is still owned by another process (e.g. a previous daemon still exiting)
-      return yield* fail("open", -set, `TUNSETIFF ${opts.name ?? "(kernel-chosen name)"}`)
+    // Offloads first; a kernel that refuses them (or the virtio header size) gets a plain device instead.
+    let opened = openDevice(lib, opts.name, opts.offload === true)
+    if (typeof opened === "string" && opts.offload === true) {
+      yield* Effect.logWarning("TUN offloads refused, using plain packets").pipe(Effect.annotateLogs({ error: opened }))
+      opened = openDevice(lib, opts.name, false)
     }
+    if (typeof opened === "string") return yield* new TunError({ op: "open", errno: lastErrno, message: opened })
+    const { ifr, offload } = opened
+    const fd = yield* Effect.acquireRelease(Effect.succeed(opened.fd), (fd) => Effect.sync(() => lib.close(fd)))
+
     // the kernel writes the final name back (tunN when none was asked for)
     const name = ifName(ifr)
     const ifindex = lib.ifNameToIndex(name)
@@ -88,11 +81,15 @@ export const make = (opts: TunOptions): Effect.Effect<TunDevice["Type"], TunErro
       Effect.mapError((e) => new TunError({ op: "open", errno: e.errno, message: e.message }))
     )
 
-    const stride = Math.ceil((HEADROOM + opts.mtu) / SLOT_ALIGN) * SLOT_ALIGN
-    const capacity = stride - HEADROOM
+    // Plain: [HEADROOM][packet up to the MTU]. Offload: [8][virtio_net_hdr][super-packet up to 64 KB], so the
+    // packet after the header still has HEADROOM bytes in front of it for the outer header.
+    const lead = offload ? HEADROOM - VNET_HDR_SIZE : HEADROOM
+    const largest = offload ? VNET_HDR_SIZE + 65535 : opts.mtu
+    const stride = Math.ceil((lead + largest) / SLOT_ALIGN) * SLOT_ALIGN
+    const capacity = stride - lead
     const ring = new ArrayBuffer(stride * opts.batch)
     const slots: Array<Uint8Array> = []
-    for (let i = 0; i < opts.batch; i++) slots.push(new Uint8Array(ring, i * stride + HEADROOM, capacity))
+    for (let i = 0; i < opts.batch; i++) slots.push(new Uint8Array(ring, i * stride + lead, capacity))
 
     /** Reads until EAGAIN or a full batch; returns the packets, or a TunError when the device is gone. */
     const drain = (): Array<Uint8Array> | TunError => {
@@ -112,7 +109,7 @@ export const make = (opts: TunOptions): Effect.Effect<TunDevice["Type"], TunErro
         if (r === 0) break
         // A packet longer than the slot was cut by the kernel (it still returns the full length): drop it.
         if (r > capacity) continue
-        out.push(new Uint8Array(ring, i * stride + HEADROOM, r))
+        out.push(new Uint8Array(ring, i * stride + lead, r))
         i++
       }
       return out
@@ -152,7 +149,7 @@ export const make = (opts: TunOptions): Effect.Effect<TunDevice["Type"], TunErro
         return Effect.succeed({ written, failed, lastErrno })
       })
 
-    return TunDevice.of({ name, ifindex, mtu: opts.mtu, readBatch, writeBatch })
+    return TunDevice.of({ name, ifindex, mtu: opts.mtu, offload, readBatch, writeBatch })
   })
 
 /** The TUN device as a layer; building it twice creates two devices. */
@@ -163,6 +160,48 @@ export const layerConfig = (
   config: Config.Config<TunOptions>
 ): Layer.Layer<TunDevice, TunError | ConfigError.ConfigError> =>
   Layer.scoped(TunDevice, Effect.flatMap(config, make))
+
+/** virtio_net_hdr with num_buffers (TUNSETVNETHDRSZ 12 keeps the IP header 4-byte aligned after it). */
+const VNET_HDR_SIZE = 12
+
+let lastErrno = 0
+
+/**
+ * open + TUNSETIFF (+ the virtio header size and the offload flags): the fd and the ifreq holding the final name, or
+ * a one-line reason (the fd is closed then; `lastErrno` tells the errno).
+ */
+const openDevice = (
+  lib: Ffi.Libc,
+  name: string | undefined,
+  offload: boolean
+): { readonly fd: number; readonly ifr: Uint8Array; readonly offload: boolean } | string => {
+  const fd = lib.open("/dev/net/tun", Ffi.O_RDWR | Ffi.O_NONBLOCK | Ffi.O_CLOEXEC)
+  if (fd < 0) {
+    lastErrno = -fd
+    return `open /dev/net/tun: ${Ffi.describeErrno(lib, -fd)}`
+  }
+  const ifr = new Uint8Array(Ffi.IFREQ_SIZE)
+  if (name !== undefined) ifr.set(Buffer.from(name), 0)
+  new DataView(ifr.buffer).setUint16(16, Ffi.IFF_TUN | Ffi.IFF_NO_PI | (offload ? Ffi.IFF_VNET_HDR : 0), true)
+  const failed = (what: string, r: number) => {
+    lib.close(fd)
+    lastErrno = -r
+    return `${what}: ${Ffi.describeErrno(lib, -r)}`
+  }
+  const set = lib.ioctl(fd, Ffi.TUNSETIFF, ifr)
+  // EBUSY: a device of that name is still owned by another process (e.g. a previous daemon still exiting)
+  if (set < 0) return failed(`TUNSETIFF ${name ?? "(kernel-chosen name)"}`, set)
+  if (offload) {
+    const size = new Uint8Array(4)
+    new DataView(size.buffer).setInt32(0, VNET_HDR_SIZE, true)
+    const sz = lib.ioctl(fd, Ffi.TUNSETVNETHDRSZ, size)
+    if (sz < 0) return failed("TUNSETVNETHDRSZ", sz)
+    // TSO needs CSUM; the UDP segmentation bits stay off (their gso_type is not handled)
+    const off = lib.ioctlInt(fd, Ffi.TUNSETOFFLOAD, Ffi.TUN_F_CSUM | Ffi.TUN_F_TSO4 | Ffi.TUN_F_TSO6)
+    if (off < 0) return failed("TUNSETOFFLOAD", off)
+  }
+  return { fd, ifr, offload }
+}
 
 const ifreq = (name: string): Uint8Array => {
   const out = new Uint8Array(Ffi.IFREQ_SIZE)

@@ -74,7 +74,8 @@ export const make: Effect.Effect<Underlay> = Effect.gen(function*() {
                   const c = headerChecksum(f)
                   f[10] = c >>> 8
                   f[11] = c & 0xff
-                  yield* Ref.update(wire, (w) => (w.push(f), w))
+                  // the receiver may write into its copy (e.g. a virtio header in front of the inner packet)
+                  yield* Ref.update(wire, (w) => (w.push(f.slice()), w))
                   yield* deliver(f)
                   sent++
                 }

@@ -24,6 +24,12 @@ export interface TunOptions {
   readonly txQueueLen: number
   /** Packets per read batch. */
   readonly batch: number
+  /**
+   * Ask for TUN offloads (IFF_VNET_HDR + TUNSETOFFLOAD: checksum and TCP segmentation offload), so the kernel hands
+   * over TCP super-packets of up to 64 KB and accepts them. Falls back to plain packets when the kernel refuses.
+   * Default: off.
+   */
+  readonly offload?: boolean | undefined
 }
 
 /**
@@ -35,6 +41,12 @@ export class TunDevice extends Context.Tag("kiwitun/TunDevice")<TunDevice, {
   readonly name: string
   readonly ifindex: number
   readonly mtu: number
+  /**
+   * True when offloads are on. Then every packet `readBatch` hands out starts with a 12-byte virtio_net_hdr (with at
+   * least 8 writable bytes in front of it, so the packet after the header has HEADROOM), and every packet given to
+   * `writeBatch` must start with one too.
+   */
+  readonly offload: boolean
   /** Waits until at least one packet is readable, then drains up to `batch` packets. */
   readonly readBatch: Effect.Effect<Chunk.Chunk<Uint8Array>, TunError>
   /** Writes every packet; a packet the kernel refuses is counted in the result, not an error. */
