@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Layer } from "effect"
+import { Cause, Effect, Either, Layer } from "effect"
 import type { RawConfig } from "../src/domain/Config.js"
 import { decode } from "../src/domain/Config.js"
 import * as HostAddressesTest from "../src/layers/HostAddressesTest.js"
@@ -10,6 +10,8 @@ import type { Underlay } from "../src/layers/UnderlayTest.js"
 import * as UnderlayTest from "../src/layers/UnderlayTest.js"
 import type { AddressSnapshot } from "../src/services/HostAddresses.js"
 import { RawSockets } from "../src/services/RawSocket.js"
+import { RouteTable } from "../src/services/RouteTable.js"
+import { TunDevice, TunError } from "../src/services/TunDevice.js"
 import * as Tunnel from "../src/Tunnel.js"
 import * as Ref from "./domain/offloadRef.js"
 import { hex, icmp6Echo, icmpEcho, icmpv6ChecksumOk, ipv4HeaderOk, ipv4Packet, ipv6Packet, v4, v6 } from "./support/packets.js"
@@ -226,5 +228,60 @@ describe("Tunnel with TUN offloads", () => {
       yield* a.tun.injectFrame(frame)
       for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
       expect((yield* a.tunnel.counters).drops).toEqual({ encap_bad_offload: 1 })
+    }))
+})
+
+describe("Tunnel supervision", () => {
+  it.scoped("a defect inside a data-path fiber fails the whole tunnel, loudly, instead of leaving half a tunnel", () =>
+    Effect.gen(function*() {
+      const underlay = yield* UnderlayTest.make
+      const tun = yield* TunDeviceTest.make({ name: `ktun${++tunnels}` })
+      const net = yield* underlay.host(v4(A))
+      const tunnel = yield* Tunnel.make(config({ v4: true })).pipe(
+        Effect.provide(Layer.mergeAll(
+          TunDeviceTest.layer(tun),
+          Layer.succeed(RawSockets, net.rawSockets),
+          HostAddressesTest.layer(),
+          // a bug in the route mirror: its lookup throws
+          Layer.succeed(RouteTable, {
+            lookup4: () => {
+              throw new Error("route mirror bug")
+            },
+            lookup6: () => -1,
+            size: () => ({ v4: 0, v6: 0 })
+          }),
+          ResolverTest.none
+        ))
+      )
+      yield* tun.inject(ipv4Packet({ src: "198.51.100.1", dst: "203.0.113.9" }))
+      const exit = yield* Effect.exit(tunnel.failure)
+      expect(exit._tag).toBe("Failure")
+      expect(String(exit._tag === "Failure" ? Cause.pretty(exit.cause) : "")).toContain("route mirror bug")
+    }))
+
+  it.scoped("a data-path error (the TUN device gone) fails the tunnel with a TunnelError", () =>
+    Effect.gen(function*() {
+      const underlay = yield* UnderlayTest.make
+      const net = yield* underlay.host(v4(A))
+      const gone = TunDevice.of({
+        name: `ktun${++tunnels}`,
+        ifindex: 9,
+        mtu: 1480,
+        offload: false,
+        readBatch: Effect.fail(new TunError({ op: "read", errno: 77, message: "read ktun: EBADFD" })),
+        writeBatch: () => Effect.succeed({ written: 0, failed: 0, lastErrno: 0 })
+      })
+      const tunnel = yield* Tunnel.make(config({ v4: true, remote: B })).pipe(
+        Effect.provide(Layer.mergeAll(
+          Layer.succeed(TunDevice, gone),
+          Layer.succeed(RawSockets, net.rawSockets),
+          HostAddressesTest.layer(),
+          RouteTableTest.empty,
+          ResolverTest.none
+        ))
+      )
+      const error = yield* Effect.flip(tunnel.failure)
+      expect(error._tag).toBe("TunnelError")
+      expect(error.message).toContain("EBADFD")
     }))
 })
