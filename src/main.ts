@@ -1,25 +1,32 @@
 /**
- * The `kiwitun` command: parse the command line (a superset of the C original's), validate it, then run the
- * tunnel layer until SIGINT/SIGTERM or a fatal data-path error.
+ * The `kiwitun` command: parse the command line (a superset of the C original's), validate it, then either start
+ * the detached daemon and wait for it to be up (the default), or run the tunnel in the foreground (`-d`) until
+ * SIGINT/SIGTERM or a fatal data-path error. `kiwitun status` asks a running daemon for its counters.
  */
+import * as Fs from "node:fs"
+import * as Path from "node:path"
 import { Command, Options, ValidationError } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Cause, Context, Data, Effect, Either, Exit, Layer, Option, Stream } from "effect"
+import { Cause, Effect, Either, Exit, Option } from "effect"
+import * as Control from "./Control.js"
+import * as Daemon from "./Daemon.js"
 import { expandShortOptions } from "./domain/Argv.js"
 import { decode, DEFAULT_MTU, DEFAULT_REFRESH_MINUTES, DEFAULT_TTL } from "./domain/Config.js"
 import type { RawConfig } from "./domain/Config.js"
+import { formatStatus } from "./domain/Status.js"
 import * as Ffi from "./layers/Ffi.js"
-import * as Kiwitun from "./Kiwitun.js"
 import * as Log from "./Log.js"
-import { formatSnapshot } from "./Metrics.js"
-import { Tunnel } from "./Tunnel.js"
+import * as Notify from "./Notify.js"
+import * as Privileges from "./Privileges.js"
+import { Fatal } from "./Service.js"
+import * as Service from "./Service.js"
 import { VERSION } from "./Version.js"
 
-/** Exit with this code after printing `message` as one line on stderr. */
-class Fatal extends Data.TaggedError("Fatal")<{ readonly code: number; readonly message: string }> {}
-
 const fourInFour = Options.boolean("4in4").pipe(Options.withAlias("4"), Options.withDescription("enable IPIP (4in4)"))
-const sixInFour = Options.boolean("6in4").pipe(Options.withAlias("6"), Options.withDescription("enable 6in4 (IPv6 in IPv4)"))
+const sixInFour = Options.boolean("6in4").pipe(
+  Options.withAlias("6"),
+  Options.withDescription("enable 6in4 (IPv6 in IPv4)")
+)
 const remote = Options.text("remote").pipe(
   Options.withAlias("r"),
   Options.withPseudoName("address|hostname"),
@@ -35,7 +42,9 @@ const local = Options.text("local").pipe(
 const ttl = Options.text("ttl").pipe(
   Options.withAlias("t"),
   Options.withPseudoName("1..255|inherit"),
-  Options.withDescription(`TTL of encapsulated and ICMP packets; 'inherit' copies the inner TTL (default ${DEFAULT_TTL})`),
+  Options.withDescription(
+    `TTL of encapsulated and ICMP packets; 'inherit' copies the inner TTL (default ${DEFAULT_TTL})`
+  ),
   Options.optional
 )
 const ifname = Options.text("ifname").pipe(
@@ -51,21 +60,43 @@ const refresh = Options.integer("refresh").pipe(
 )
 const noDaemon = Options.boolean("no-daemon").pipe(
   Options.withAlias("d"),
-  Options.withDescription("stay in the foreground and log to stderr (this version always does)")
+  Options.withDescription(
+    "stay in the foreground and log to stderr (default: detach once the tunnel is up, log to syslog)"
+  )
+)
+const pidfile = Options.text("pidfile").pipe(
+  Options.withPseudoName("path"),
+  Options.withDescription("write the daemon's pid to this file (removed on exit)"),
+  Options.optional
+)
+const user = Options.text("user").pipe(
+  Options.withPseudoName("name|uid"),
+  Options.withDescription("once the device and sockets are open, run as this user keeping only CAP_NET_ADMIN"),
+  Options.optional
+)
+const controlSocket = Options.text("control-socket").pipe(
+  Options.withPseudoName("path"),
+  Options.withDescription(`control socket for 'kiwitun status' (default ${Control.CONTROL_DIR}/<ifname>.sock)`),
+  Options.optional
 )
 const logLevel = Options.integer("log-level").pipe(
   Options.withPseudoName("0..7"),
   Options.withDescription("syslog level: 0 nothing .. 7 debug, above 7 clipped (default 6)"),
   Options.optional
 )
-const verbose = Options.boolean("verbose").pipe(Options.withAlias("v"), Options.withDescription("same as --log-level=7"))
+const verbose = Options.boolean("verbose").pipe(
+  Options.withAlias("v"),
+  Options.withDescription("same as --log-level=7")
+)
 const mtu = Options.integer("mtu").pipe(
   Options.withDescription(`TUN device MTU (default ${DEFAULT_MTU}: 1500 minus the outer header)`),
   Options.optional
 )
 const address = Options.text("address").pipe(
   Options.withPseudoName("cidr"),
-  Options.withDescription("inner address to assign to the TUN device, e.g. 198.51.100.1/30 or 2001:db8::1/64 (repeatable)"),
+  Options.withDescription(
+    "inner address to assign to the TUN device, e.g. 198.51.100.1/30 or 2001:db8::1/64 (repeatable)"
+  ),
   Options.repeated
 )
 const table = Options.integer("table").pipe(
@@ -101,7 +132,10 @@ const options = {
   table,
   txQueueLen,
   icmpRate,
-  icmpBurst
+  icmpBurst,
+  pidfile,
+  user,
+  controlSocket
 }
 
 type Parsed = Command.Command.ParseConfig<typeof options>
@@ -124,18 +158,25 @@ const toRaw = (o: Parsed): RawConfig => ({
   icmpBurst: Option.getOrUndefined(o.icmpBurst)
 })
 
-/** SIGUSR1 / SIGHUP as a stream; the handler is removed when the stream ends. */
-const signals = (signal: NodeJS.Signals) =>
-  Stream.async<void>((emit) => {
-    const handler = () => void emit.single(undefined)
-    process.on(signal, handler)
-    return Effect.sync(() => process.off(signal, handler))
-  }, { bufferSize: 1, strategy: "dropping" })
+const absolute = (path: Option.Option<string>): string | undefined =>
+  Option.getOrUndefined(Option.map(path, (p) => Path.resolve(p)))
 
+/** Everything that can be refused before anything is created; then daemonize, or run. */
 const runDaemon = (o: Parsed) =>
   Effect.gen(function*() {
     const cfg = decode(toRaw(o))
     if (Either.isLeft(cfg)) return yield* new Fatal({ code: 2, message: cfg.left.message })
+    const config = cfg.right
+    for (const [name, value] of [["--pidfile", o.pidfile], ["--control-socket", o.controlSocket]] as const) {
+      if (Option.isSome(value) && value.value.trim() === "") {
+        return yield* new Fatal({ code: 2, message: `${name} must be a path, got ''` })
+      }
+    }
+    let account: Ffi.UserAccount | undefined
+    if (Option.isSome(o.user)) {
+      account = Ffi.lookupUser(o.user.value)
+      if (account === undefined) return yield* new Fatal({ code: 2, message: `--user: no such user '${o.user.value}'` })
+    }
     const missing = Ffi.missingCapabilities()
     if (missing.length > 0) {
       return yield* new Fatal({
@@ -143,43 +184,92 @@ const runDaemon = (o: Parsed) =>
         message: `missing capability ${missing.join(" and ")} (run as root or grant ${missing.join(", ")})`
       })
     }
-    const config = cfg.right
-    const journal = process.env.JOURNAL_STREAM !== undefined || process.env.NOTIFY_SOCKET !== undefined
-    yield* Effect.scoped(
-      Effect.gen(function*() {
-        const context = yield* Layer.build(Kiwitun.layer(config))
-        const tunnel = Context.get(context, Tunnel)
-        yield* signals("SIGUSR1").pipe(
-          Stream.runForEach(() =>
-            tunnel.counters.pipe(
-              Effect.flatMap((s) => Effect.logInfo(`counters ${formatSnapshot(s)}`)),
-              Effect.annotateLogs({ tunnel: tunnel.ifname })
-            )
-          ),
-          Effect.forkScoped
-        )
-        yield* signals("SIGHUP").pipe(
-          Stream.runForEach(() =>
-            Effect.logInfo("SIGHUP: re-resolving the remote").pipe(
-              Effect.zipRight(tunnel.refreshRemote),
-              Effect.annotateLogs({ tunnel: tunnel.ifname })
-            )
-          ),
-          Effect.forkScoped
-        )
-        return yield* tunnel.failure
-      })
-    ).pipe(
-      Effect.catchTags({
-        TunError: (e) => new Fatal({ code: 1, message: e.message }),
-        TunnelError: (e) => new Fatal({ code: 1, message: e.message })
-      }),
-      Effect.provide(Log.layer(config.logLevel, journal))
-    )
+    if (account !== undefined) {
+      const lacking = Privileges.missingForUserSwitch()
+      if (lacking.length > 0) {
+        return yield* new Fatal({ code: 1, message: `--user needs ${lacking.join(" and ")} (run as root)` })
+      }
+    }
+
+    const detached = Daemon.isDetachedCopy(process.env)
+    if (!o.noDaemon && !detached) {
+      // The starting command: the detached copy validates all of this again and does the work.
+      return yield* Daemon.start(Daemon.selfCommand()).pipe(
+        Effect.mapError((e) => new Fatal({ code: e.code, message: e.message })),
+        Effect.asVoid
+      )
+    }
+
+    const options: Service.ServiceOptions = {
+      detached,
+      pidfile: absolute(o.pidfile),
+      controlSocket: absolute(o.controlSocket),
+      user: account
+    }
+    // like daemon(3): do not keep the starting directory busy (paths were made absolute above)
+    if (detached) yield* Effect.sync(() => process.chdir("/"))
+    const journal = Log.stderrIsJournal(process.env, stderrIdentity())
+    const service = Service.run(config, options).pipe(Effect.provide(Notify.layer))
+    if (!detached) {
+      return yield* service.pipe(
+        Effect.provide(Daemon.layerFromEnv),
+        Effect.provide(Log.layer(config.logLevel, journal))
+      )
+    }
+    // Detached, stderr is /dev/null: a start failure goes to syslog and back to the starting command.
+    return yield* Effect.flatMap(Daemon.Readiness, (readiness) =>
+      service.pipe(
+        Effect.tapErrorCause((cause) => {
+          const failure = Cause.failureOption(cause)
+          const [code, message] = Option.isSome(failure)
+            ? [failure.value.code, failure.value.message]
+            : [1, `fatal: ${Cause.pretty(cause).split("\n")[0] ?? "unknown"}`]
+          return Cause.isInterruptedOnly(cause)
+            ? Effect.void
+            : Effect.logError(message).pipe(Effect.zipRight(readiness.failed(code, message)))
+        })
+      )).pipe(Effect.provide(Daemon.layerFromEnv), Effect.provide(Log.syslogLayer(config.logLevel)))
   })
 
+/** device and inode of stderr, to compare with JOURNAL_STREAM */
+const stderrIdentity = (): { readonly dev: bigint; readonly ino: bigint } | undefined => {
+  try {
+    const st = Fs.fstatSync(2, { bigint: true })
+    return { dev: st.dev, ino: st.ino }
+  } catch {
+    return undefined
+  }
+}
+
+const json = Options.boolean("json").pipe(Options.withDescription("print the report as one JSON object"))
+const socket = Options.text("socket").pipe(
+  Options.withPseudoName("path"),
+  Options.withDescription(`the daemon's control socket (default: ${Control.CONTROL_DIR}/<ifname>.sock)`),
+  Options.optional
+)
+const statusIfname = Options.text("ifname").pipe(
+  Options.withAlias("i"),
+  Options.withPseudoName("name"),
+  Options.withDescription(
+    `the tunnel interface, for the default socket (default: the only one in ${Control.CONTROL_DIR})`
+  ),
+  Options.optional
+)
+
+const status = Command.make("status", { json, socket, ifname: statusIfname }, (o) =>
+  Effect.gen(function*() {
+    const path = Option.isSome(o.socket)
+      ? o.socket.value
+      : yield* Control.findControlSocket(Option.getOrUndefined(o.ifname))
+    const report = yield* Control.query(path)
+    process.stdout.write(o.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report))
+  }).pipe(Effect.mapError((e) => new Fatal({ code: 1, message: e.message })))).pipe(
+  Command.withDescription("print the counters of a running daemon (read from its control socket)")
+)
+
 const kiwitun = Command.make("kiwitun", options, runDaemon).pipe(
-  Command.withDescription("Userspace IPIP (4in4) and 6in4 tunnel daemon")
+  Command.withDescription("Userspace IPIP (4in4) and 6in4 tunnel daemon"),
+  Command.withSubcommands([status])
 )
 
 const cli = Command.run(kiwitun, { name: "kiwitun", version: VERSION })
