@@ -116,6 +116,12 @@ const icmpBurst = Options.integer("icmp-burst").pipe(
   Options.optional
 )
 
+const noOffload = Options.boolean("no-offload").pipe(
+  Options.withDescription(
+    "do not use TUN offloads (kernel TCP segmentation and checksum offload with coalesced writes back); default: on"
+  )
+)
+
 const options = {
   fourInFour,
   sixInFour,
@@ -133,6 +139,7 @@ const options = {
   txQueueLen,
   icmpRate,
   icmpBurst,
+  noOffload,
   pidfile,
   user,
   controlSocket
@@ -155,7 +162,8 @@ const toRaw = (o: Parsed): RawConfig => ({
   table: Option.getOrUndefined(o.table),
   txQueueLen: Option.getOrUndefined(o.txQueueLen),
   icmpRate: Option.getOrUndefined(o.icmpRate),
-  icmpBurst: Option.getOrUndefined(o.icmpBurst)
+  icmpBurst: Option.getOrUndefined(o.icmpBurst),
+  noOffload: o.noOffload
 })
 
 const absolute = (path: Option.Option<string>): string | undefined =>

@@ -7,6 +7,7 @@
  */
 import * as ChildProcess from "node:child_process"
 import { existsSync } from "node:fs"
+import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Scope } from "effect"
@@ -735,7 +736,7 @@ export interface TwoHostsOptions {
 
 const IFNAME = "ktun0"
 
-const hostPlan = (side: "a" | "b", ifname: string, extra: ReadonlyArray<string>) => {
+const hostPlan = (side: "a" | "b", ns: Namespace, ifname: string, extra: ReadonlyArray<string>) => {
   const me = side === "a" ? 1 : 2
   const peer = side === "a" ? 2 : 1
   const plan = {
@@ -756,6 +757,9 @@ const hostPlan = (side: "a" | "b", ifname: string, extra: ReadonlyArray<string>)
     `${plan.inner4}/30`,
     "--address",
     `${plan.inner6}/64`,
+    // both daemons use the same interface name in their own namespaces, but share the file system: give each its
+    // own control socket (the daemon removes it on exit) instead of the shared default under /run/kiwitun
+    ...(extra.includes("--control-socket") ? [] : ["--control-socket", Path.join(Os.tmpdir(), `${ns.name}.sock`)]),
     ...extra
   ]
   return { ...plan, args }
@@ -778,8 +782,8 @@ export const twoHosts = (options: TwoHostsOptions = {}): Effect.Effect<TwoHosts,
       addressB: "192.0.2.2/24",
       ...(options.underlayMtu !== undefined ? { mtu: options.underlayMtu } : {})
     })
-    const planA = hostPlan("a", ifname, extra)
-    const planB = hostPlan("b", ifname, extra)
+    const planA = hostPlan("a", nsA, ifname, extra)
+    const planB = hostPlan("b", nsB, ifname, extra)
     const start = options.startDaemons ?? true
     const [daemonA, daemonB] = start
       ? yield* Effect.all([kiwitun(nsA, planA.args), kiwitun(nsB, planB.args)], { concurrency: 2 }).pipe(
