@@ -736,7 +736,7 @@ export interface TwoHostsOptions {
 
 const IFNAME = "ktun0"
 
-const hostPlan = (side: "a" | "b", ns: Namespace, ifname: string, extra: ReadonlyArray<string>) => {
+const hostPlan = (side: "a" | "b", ifname: string, extra: ReadonlyArray<string>) => {
   const me = side === "a" ? 1 : 2
   const peer = side === "a" ? 2 : 1
   const plan = {
@@ -757,9 +757,6 @@ const hostPlan = (side: "a" | "b", ns: Namespace, ifname: string, extra: Readonl
     `${plan.inner4}/30`,
     "--address",
     `${plan.inner6}/64`,
-    // both daemons use the same interface name in their own namespaces, but share the file system: give each its
-    // own control socket (the daemon removes it on exit) instead of the shared default under /run/kiwitun
-    ...(extra.includes("--control-socket") ? [] : ["--control-socket", Path.join(Os.tmpdir(), `${ns.name}.sock`)]),
     ...extra
   ]
   return { ...plan, args }
@@ -782,11 +779,19 @@ export const twoHosts = (options: TwoHostsOptions = {}): Effect.Effect<TwoHosts,
       addressB: "192.0.2.2/24",
       ...(options.underlayMtu !== undefined ? { mtu: options.underlayMtu } : {})
     })
-    const planA = hostPlan("a", nsA, ifname, extra)
-    const planB = hostPlan("b", nsB, ifname, extra)
+    const planA = hostPlan("a", ifname, extra)
+    const planB = hostPlan("b", ifname, extra)
+    // Both daemons use the same interface name in their own namespaces but share the file system: give each its own
+    // control socket (the daemon removes it on exit) instead of the shared default under /run/kiwitun.
+    const ownSocket = (ns: Namespace, args: ReadonlyArray<string>) =>
+      args.some((a) => a.startsWith("--control-socket"))
+        ? args
+        : [...args, "--control-socket", Path.join(Os.tmpdir(), `${ns.name}.sock`)]
     const start = options.startDaemons ?? true
     const [daemonA, daemonB] = start
-      ? yield* Effect.all([kiwitun(nsA, planA.args), kiwitun(nsB, planB.args)], { concurrency: 2 }).pipe(
+      ? yield* Effect.all([kiwitun(nsA, ownSocket(nsA, planA.args)), kiwitun(nsB, ownSocket(nsB, planB.args))], {
+        concurrency: 2
+      }).pipe(
         Effect.map(([x, y]) => [Option.some(x), Option.some(y)] as const)
       )
       : [Option.none<Process>(), Option.none<Process>()] as const
