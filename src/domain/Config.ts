@@ -91,6 +91,12 @@ const int = (v: number | undefined, name: string, min: number, max: number, dflt
   return v
 }
 
+const ESCAPES: Readonly<Record<string, string>> = { "\n": "\\n", "\r": "\\r", "\t": "\\t" }
+
+/** A given value echoed in a reason, control characters escaped: the reason stays one line whatever was given. */
+const shown = (text: string): string =>
+  text.replace(/[\u0000-\u001f\u007f]/g, (c) => ESCAPES[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`)
+
 export const decode = (raw: RawConfig): Either.Either<TunnelConfig, ConfigError> => {
   const fail = (message: string) => Either.left(new ConfigError({ message }))
   const v4 = raw.v4 === true
@@ -102,18 +108,18 @@ export const decode = (raw: RawConfig): Either.Either<TunnelConfig, ConfigError>
     const addr = parseIpv4(raw.remote)
     if (addr !== undefined) {
       if (addr === 0 || addr >>> 28 >= 14 || addr === 0xffffffff) {
-        return fail(`--remote must be a unicast IPv4 address, got ${raw.remote}`)
+        return fail(`--remote must be a unicast IPv4 address, got ${shown(raw.remote)}`)
       }
       remote = { _tag: "Address", addr }
     } else if (isHostname(raw.remote)) remote = { _tag: "Host", name: raw.remote }
-    else return fail(`--remote must be an IPv4 address or a host name, got '${raw.remote}'`)
+    else return fail(`--remote must be an IPv4 address or a host name, got '${shown(raw.remote)}'`)
   }
 
   let local = 0
   if (raw.local !== undefined) {
     const addr = parseIpv4(raw.local)
     if (addr === undefined || addr === 0 || addr >>> 28 >= 14) {
-      return fail(`--local must be a unicast IPv4 address, got '${raw.local}'`)
+      return fail(`--local must be a unicast IPv4 address, got '${shown(raw.local)}'`)
     }
     local = addr
   }
@@ -122,11 +128,13 @@ export const decode = (raw: RawConfig): Either.Either<TunnelConfig, ConfigError>
   if (raw.ttl !== undefined) {
     if (raw.ttl === "inherit") ttl = 0
     else if (/^[0-9]{1,3}$/.test(raw.ttl) && Number(raw.ttl) >= 1 && Number(raw.ttl) <= 255) ttl = Number(raw.ttl)
-    else return fail(`--ttl must be 1 to 255 or 'inherit', got '${raw.ttl}'`)
+    else return fail(`--ttl must be 1 to 255 or 'inherit', got '${shown(raw.ttl)}'`)
   }
 
   if (raw.ifname !== undefined && !isIfname(raw.ifname)) {
-    return fail(`--ifname must be 1 to ${MAX_IFNAME_BYTES} bytes without '/', ':' or spaces, got '${raw.ifname}'`)
+    return fail(
+      `--ifname must be 1 to ${MAX_IFNAME_BYTES} bytes without '/', ':' or spaces, got '${shown(raw.ifname)}'`
+    )
   }
 
   const refresh = int(raw.refresh, "--refresh (minutes)", 1, 525600, DEFAULT_REFRESH_MINUTES)
@@ -155,7 +163,9 @@ export const decode = (raw: RawConfig): Either.Either<TunnelConfig, ConfigError>
   const addresses: Array<Cidr> = []
   for (const text of raw.addresses ?? []) {
     const cidr = parseCidr(text)
-    if (cidr === undefined) return fail(`--address must be an IPv4 or IPv6 address with a prefix length, got '${text}'`)
+    if (cidr === undefined) {
+      return fail(`--address must be an IPv4 or IPv6 address with a prefix length, got '${shown(text)}'`)
+    }
     addresses.push(cidr)
   }
 
