@@ -6,12 +6,14 @@
  * veth pairs are created from inside the first namespace with their peer moved straight into the second.
  */
 import * as ChildProcess from "node:child_process"
-import { existsSync } from "node:fs"
+import { existsSync, mkdirSync, rmdirSync, rmSync, writeFileSync } from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import type { Scope } from "effect"
 import { Data, Deferred, Duration, Effect, Option, Schedule, Schema } from "effect"
+import { StatusReportJson } from "../../src/domain/Status.js"
+import type { FloodReport, SendPlan, SendReport } from "./craft.js"
 
 export class NetnsError extends Data.TaggedError("NetnsError")<{
   /**
@@ -734,6 +736,12 @@ export interface TwoHostsOptions {
   readonly ifname?: string
 }
 
+/**
+ * The control socket `twoHosts` gives the daemon in `ns` (for `kiwitun status --socket`): both daemons use the same
+ * interface name in their own namespaces but share the file system, and so the default path under /run/kiwitun.
+ */
+export const controlSocketOf = (ns: Namespace): string => Path.join(Os.tmpdir(), `${ns.name}.sock`)
+
 const IFNAME = "ktun0"
 
 const hostPlan = (side: "a" | "b", ifname: string, extra: ReadonlyArray<string>) => {
@@ -786,7 +794,7 @@ export const twoHosts = (options: TwoHostsOptions = {}): Effect.Effect<TwoHosts,
     const ownSocket = (ns: Namespace, args: ReadonlyArray<string>) =>
       args.some((a) => a.startsWith("--control-socket"))
         ? args
-        : [...args, "--control-socket", Path.join(Os.tmpdir(), `${ns.name}.sock`)]
+        : [...args, "--control-socket", controlSocketOf(ns)]
     const start = options.startDaemons ?? true
     const [daemonA, daemonB] = start
       ? yield* Effect.all([kiwitun(nsA, ownSocket(nsA, planA.args)), kiwitun(nsB, ownSocket(nsB, planB.args))], {
@@ -830,3 +838,275 @@ export const checkPrerequisites: Effect.Effect<Prerequisites> = Effect.sync(() =
   for (const tool of ["ip", "ping"]) if (!onPath(tool)) missing.push(`${tool} not found on PATH`)
   return { ok: missing.length === 0, missing }
 })
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reliability tooling: the packet crafter, status over the control socket, the kernel's own counters
+
+/** The compiled crafter (see craft.ts). */
+export const craftScript: string = Path.join(repoRoot, "dist", "scripts", "lib", "craft.js")
+
+const parseFailure = (command: string, what: string) => (e: { readonly message: string }) =>
+  new NetnsError({ reason: "parse", command, message: `${what}: ${e.message}` })
+
+const lastLine = (text: string): string => text.trim().split("\n").pop() ?? ""
+
+const SendReportJson = Schema.parseJson(Schema.Struct({
+  durationMs: Schema.Number,
+  items: Schema.Array(Schema.Struct({
+    name: Schema.String,
+    sent: Schema.Number,
+    errors: Schema.Record({ key: Schema.String, value: Schema.Number })
+  }))
+}))
+
+/**
+ * Starts the crafter's `send` in `ns` with `plan` on its stdin and waits until it is sending; `craftReport` waits
+ * for its end. Owned by the scope like any process.
+ */
+export const startCraft = (ns: Namespace, plan: SendPlan): Effect.Effect<Process, NetnsError, Scope.Scope> =>
+  Effect.tap(
+    spawn(ns, [process.execPath, craftScript, "send"], { input: JSON.stringify(plan) }),
+    (proc) => proc.waitForLine(/^sending$/, { timeout: "10 seconds" })
+  )
+
+/** Waits for a crafter started by `startCraft` to finish and decodes its report. */
+export const craftReport = (
+  proc: Process,
+  timeout: Duration.DurationInput = "60 seconds"
+): Effect.Effect<SendReport, NetnsError> =>
+  Effect.gen(function*() {
+    const status = yield* proc.exit.pipe(
+      Effect.interruptible,
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () => new NetnsError({ reason: "timeout", command: proc.command, message: "crafter still sending" })
+      })
+    )
+    const stdout = yield* proc.stdout
+    if (status.code !== 0) {
+      return yield* new NetnsError({
+        reason: "exit",
+        command: proc.command,
+        message: `crafter exited with ${status.code ?? status.signal}: ${yield* proc.stderr}`
+      })
+    }
+    return yield* Schema.decodeUnknown(SendReportJson)(lastLine(stdout)).pipe(
+      Effect.mapError(parseFailure(proc.command, `bad crafter report ${stdout}`))
+    )
+  })
+
+/** Sends `plan` from `ns` and returns the crafter's report. */
+export const craft = (ns: Namespace, plan: SendPlan, timeout: Duration.DurationInput = "60 seconds") =>
+  Effect.scoped(Effect.flatMap(startCraft(ns, plan), (proc) => craftReport(proc, timeout)))
+
+const CountsJson = Schema.parseJson(Schema.Struct({
+  counts: Schema.Record({ key: Schema.String, value: Schema.Number })
+}))
+
+export interface UdpCounter {
+  /** Stops the counter (SIGTERM) and returns how many datagrams arrived, by tag. */
+  readonly stop: Effect.Effect<Readonly<Record<string, number>>, NetnsError>
+}
+
+/** A UDP listener on `address`:`port` in `ns` counting datagrams by tag (the crafter's `udp-count`). */
+export const udpCounter = (
+  ns: Namespace,
+  address: string,
+  port: number
+): Effect.Effect<UdpCounter, NetnsError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const proc = yield* spawn(ns, [process.execPath, craftScript, "udp-count", address, String(port)])
+    yield* proc.waitForLine(/^listening$/, { timeout: "10 seconds" })
+    const stop = Effect.gen(function*() {
+      yield* proc.signal("SIGTERM")
+      yield* proc.exit.pipe(Effect.interruptible, Effect.timeout("5 seconds"), Effect.ignore)
+      const stdout = yield* proc.stdout
+      const decoded = yield* Schema.decodeUnknown(CountsJson)(lastLine(stdout)).pipe(
+        Effect.mapError(parseFailure(proc.command, `bad counter report ${stdout} ${yield* proc.stderr}`))
+      )
+      return decoded.counts
+    })
+    return { stop }
+  })
+
+const FloodReportJson = Schema.parseJson(Schema.Struct({
+  sent: Schema.Number,
+  sendErrors: Schema.Number,
+  startedAt: Schema.Number,
+  replies: Schema.Array(Schema.Number),
+  lastSendMs: Schema.Number
+}))
+
+export interface IcmpFloodOptions {
+  readonly family: 4 | 6
+  readonly destination: string
+  readonly port: number
+  readonly count: number
+  /** The flood is spread evenly over this many milliseconds. */
+  readonly durationMs: number
+}
+
+/**
+ * Floods `destination` with UDP from `ns` and records the ICMP / ICMPv6 destination-unreachable errors about it that
+ * come back (the crafter's `icmp-flood`).
+ */
+export const icmpFlood = (ns: Namespace, o: IcmpFloodOptions): Effect.Effect<FloodReport, NetnsError> =>
+  Effect.gen(function*() {
+    const argv = [process.execPath, craftScript, "icmp-flood", String(o.family), o.destination, String(o.port)]
+    const r = yield* execOk(ns, [...argv, String(o.count), String(o.durationMs)], {
+      timeout: Duration.millis(o.durationMs + 30_000)
+    })
+    return yield* Schema.decodeUnknown(FloodReportJson)(lastLine(r.stdout)).pipe(
+      Effect.mapError(parseFailure(r.command, `bad flood report ${r.stdout}`))
+    )
+  })
+
+/**
+ * A DNS server in `ns` (the crafter's `dns`) answering A queries for `records` (name -> IPv4) and NXDOMAIN for any
+ * other name; it prints one `query <name> <type> <answer>` line per query.
+ */
+export const dnsServer = (
+  ns: Namespace,
+  address: string,
+  port: number,
+  records: Readonly<Record<string, string>>
+): Effect.Effect<Process, NetnsError, Scope.Scope> =>
+  Effect.tap(
+    spawn(ns, [
+      process.execPath,
+      craftScript,
+      "dns",
+      address,
+      String(port),
+      ...Object.entries(records).map(([name, value]) => `${name}=${value}`)
+    ], { grace: "1 second" }),
+    (proc) => proc.waitForLine(/^listening$/, { timeout: "10 seconds" })
+  )
+
+/**
+ * The namespace's IPv4 counters from /proc/net/snmp and /proc/net/netstat, as "Ip.InHdrErrors",
+ * "IpExt.InCsumErrors", ... (each file pairs a line of names with a line of values).
+ */
+export const kernelCounters = (ns: Namespace): Effect.Effect<Readonly<Record<string, number>>, NetnsError> =>
+  Effect.map(
+    execOk(ns, ["cat", "/proc/net/snmp", "/proc/net/netstat"], { timeout: "10 seconds" }),
+    (r) => parseKernelCounters(r.stdout)
+  )
+
+/** /proc/net/snmp and /proc/net/netstat text: pairs of `Group: Name ...` and `Group: value ...` lines. */
+export const parseKernelCounters = (text: string): Readonly<Record<string, number>> => {
+  const counters: Record<string, number> = {}
+  const lines = text.split("\n")
+  for (let i = 0; i + 1 < lines.length; i++) {
+    const names = lines[i]!.trim().split(/\s+/)
+    const values = lines[i + 1]!.trim().split(/\s+/)
+    const group = names[0]
+    if (group === undefined || !group.endsWith(":") || values[0] !== group || values.length !== names.length) continue
+    if (values.slice(1).some((v) => !/^-?\d+$/.test(v))) continue
+    for (let k = 1; k < names.length; k++) counters[`${group.slice(0, -1)}.${names[k]}`] = Number(values[k])
+    i++
+  }
+  return counters
+}
+
+/**
+ * The raw IPv4 sockets open in the namespace (/proc/net/raw) and the packets each one's receive queue dropped:
+ * `protocol` is the socket's protocol number (the local "port" column).
+ */
+export const rawSockets = (ns: Namespace): Effect.Effect<ReadonlyArray<RawSocketInfo>, NetnsError> =>
+  Effect.map(execOk(ns, ["cat", "/proc/net/raw"], { timeout: "10 seconds" }), (r) => parseRawSockets(r.stdout))
+
+export interface RawSocketInfo {
+  readonly protocol: number
+  readonly drops: number
+}
+
+/** /proc/net/raw text: a header line, then one line per socket, `local_address` as ADDR:PROTO, drops last. */
+export const parseRawSockets = (text: string): ReadonlyArray<RawSocketInfo> =>
+  text.split("\n").slice(1).map((line) => line.trim().split(/\s+/)).filter((f) => f.length >= 13).map((f) => ({
+    protocol: parseInt(f[1]?.split(":")[1] ?? "0", 16),
+    drops: Number(f[f.length - 1])
+  }))
+
+/** The counters of `kiwitun status --json`, under the names of the daemon's counter line (`tun_rx`, drop names). */
+export const statusCounters = (
+  ns: Namespace,
+  socket: string
+): Effect.Effect<Readonly<Record<string, number>>, NetnsError> =>
+  Effect.gen(function*() {
+    const r = yield* execOk(ns, [...kiwitunCommand, "status", "--json", "--socket", socket], { timeout: "20 seconds" })
+    const report = yield* Schema.decodeUnknown(StatusReportJson)(r.stdout.trim()).pipe(
+      Effect.mapError(parseFailure(r.command, `bad status report ${r.stdout}`))
+    )
+    const c = report.counters
+    return {
+      tun_rx: c.tunRxPackets,
+      encap_packets: c.encapPackets,
+      encap_bytes: c.encapBytes,
+      net_rx: c.netRxPackets,
+      decap_packets: c.decapPackets,
+      decap_bytes: c.decapBytes,
+      icmp_sent: c.icmpSent,
+      ...c.drops
+    }
+  })
+
+export interface NamespaceEtc {
+  /** Where the files live (/etc/netns/<ns>). */
+  readonly dir: string
+  /** Rewrites one of the files in place (same inode: the bind mount of a running process sees the change). */
+  readonly write: (name: string, content: string) => Effect.Effect<void, NetnsError>
+}
+
+const NETNS_ETC = "/etc/netns"
+
+/**
+ * Files that `ip netns exec NS` bind-mounts over the same names in /etc (hosts, nsswitch.conf, resolv.conf, ...),
+ * written before any process starts (only what exists at exec time is mounted). Removed when the scope closes,
+ * with /etc/netns itself when this created it and nothing else is in it.
+ */
+export const namespaceEtc = (
+  ns: Namespace,
+  files: Readonly<Record<string, string>>
+): Effect.Effect<NamespaceEtc, NetnsError, Scope.Scope> => {
+  const dir = Path.join(NETNS_ETC, ns.name)
+  const failure = (what: string) => (cause: unknown) =>
+    new NetnsError({
+      reason: "spawn",
+      command: what,
+      message: `${what}: ${cause instanceof Error ? cause.message : String(cause)}`
+    })
+  const write = (name: string, content: string) =>
+    Effect.try({ try: () => writeFileSync(Path.join(dir, name), content), catch: failure(`write ${dir}/${name}`) })
+  return Effect.acquireRelease(
+    Effect.try({
+      try: () => {
+        const createdRoot = !existsSync(NETNS_ETC)
+        mkdirSync(dir, { recursive: true })
+        return createdRoot
+      },
+      catch: failure(`mkdir ${dir}`)
+    }).pipe(Effect.retry({ times: 3 })), // another run may remove an empty /etc/netns between the two levels
+    (createdRoot) =>
+      Effect.sync(() => {
+        rmSync(dir, { recursive: true, force: true })
+        if (createdRoot) {
+          try {
+            rmdirSync(NETNS_ETC)
+          } catch {
+            // not empty: another namespace still uses it
+          }
+        }
+      })
+  ).pipe(
+    Effect.zipRight(Effect.forEach(Object.entries(files), ([name, content]) => write(name, content))),
+    Effect.as({ dir, write })
+  )
+}
+
+/** The pids of the processes running in the namespace (`ip netns pids`). */
+export const namespacePids = (ns: Namespace): Effect.Effect<ReadonlyArray<number>, NetnsError> =>
+  Effect.map(
+    runOk(["ip", "netns", "pids", ns.name], { timeout: "5 seconds" }),
+    (r) => r.stdout.split("\n").map((s) => Number(s.trim())).filter((n) => Number.isInteger(n) && n > 0)
+  )
