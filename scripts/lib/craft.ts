@@ -290,9 +290,9 @@ const questionName = (q: Buffer): { readonly name: string; readonly end: number 
 const dns = (address: string, port: number, records: ReadonlyArray<string>): void => {
   const table = new Map<string, Uint8Array>()
   for (const record of records) {
-    const [name, value] = record.split("=")
-    if (name === undefined || value === undefined) die(`bad record ${record}`)
-    table.set(name!.toLowerCase(), ipv4Bytes(value!))
+    const eq = record.indexOf("=")
+    if (eq < 1) die(`bad record ${record} (want name=a.b.c.d)`)
+    table.set(record.slice(0, eq).toLowerCase(), ipv4Bytes(record.slice(eq + 1)))
   }
   const socket = Dgram.createSocket("udp4")
   socket.on("message", (q: Buffer, from) => {
