@@ -69,7 +69,7 @@ describe("Address parsers: properties", () => {
     }
   }, RUNS)
 
-  it.prop("parseIpv6 agrees with Node's net.isIPv6 (zone IDs aside) and never throws", { text: anyText }, ({ text }) => {
+  it.prop("parseIpv6 agrees with Node's net.isIPv6 (zone IDs aside), never throws", { text: anyText }, ({ text }) => {
     const v = parseIpv6(text)
     // A zone ID (fe80::1%eth0) names an interface, not part of an address: the daemon has no use for one.
     expect(v !== undefined).toBe(Net.isIPv6(text) && !text.includes("%"))

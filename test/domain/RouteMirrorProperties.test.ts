@@ -23,9 +23,10 @@ const ip4 = (text: string): number => parseIpv4(text) ?? 0
 
 const arbFamily = fc.constantFrom<4 | 6>(4, 6)
 const addr = (family: 4 | 6) => fc.uint8Array({ minLength: family === 4 ? 4 : 16, maxLength: family === 4 ? 4 : 16 })
-const arbGateway = fc.option(arbFamily.chain((family) => fc.record({ family: fc.constant(family), addr: addr(family) })), {
-  nil: null
-})
+const arbGateway = fc.option(
+  arbFamily.chain((family) => fc.record({ family: fc.constant(family), addr: addr(family) })),
+  { nil: null }
+)
 const u32 = fc.integer({ min: 0, max: 0xffffffff })
 
 const arbRoute: fc.Arbitrary<Netlink.RouteInfo> = arbFamily.chain((family) =>
@@ -77,7 +78,12 @@ const arbBuilt: fc.Arbitrary<Built> = fc.oneof(
       })
     })
   ),
-  fc.record({ kind: fc.constant("dump" as const), type: fc.constantFrom<22 | 26>(22, 26), seq: u32, family: fc.nat(255) })
+  fc.record({
+    kind: fc.constant("dump" as const),
+    type: fc.constantFrom<22 | 26>(22, 26),
+    seq: u32,
+    family: fc.nat(255)
+  })
 )
 
 const encode = (b: Built): Uint8Array => {
@@ -213,7 +219,8 @@ const notification = (op: Op): Uint8Array => {
     onlink: false,
     nexthops: []
   }
-  const msg = Netlink.buildRoute({ type: op.verb === "del" ? Netlink.RTM_DELROUTE : Netlink.RTM_NEWROUTE, seq: 0, route })
+  const type = op.verb === "del" ? Netlink.RTM_DELROUTE : Netlink.RTM_NEWROUTE
+  const msg = Netlink.buildRoute({ type, seq: 0, route })
   const flags = op.verb === "add"
     ? Netlink.NLM_F_CREATE | Netlink.NLM_F_EXCL
     : op.verb === "replace"

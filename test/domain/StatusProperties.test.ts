@@ -39,7 +39,8 @@ const arbReport: fc.Arbitrary<StatusReport> = fc.record({
     // The daemon's reasons, and any other name; "__proto__" aside, which no reason is and which an object built from
     // JSON cannot hold as a plain key.
     drops: fc.dictionary(
-      fc.oneof(fc.constantFrom(...dropName), fc.string({ minLength: 1, maxLength: 24 })).filter((k) => k !== "__proto__"),
+      fc.oneof(fc.constantFrom(...dropName), fc.string({ minLength: 1, maxLength: 24 }))
+        .filter((k) => k !== "__proto__"),
       count,
       { maxKeys: 6 }
     )
