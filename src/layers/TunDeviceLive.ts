@@ -104,7 +104,8 @@ export const make = (opts: TunOptions): Effect.Effect<TunDevice["Type"], TunErro
           if (errno === Ffi.Errno.EAGAIN) break
           // report what was read; the next call meets the error again and fails
           if (out.length > 0) break
-          return fail("read", errno, `read ${name}`)
+          // EBADFD/EIO/ENODEV...: the device was deleted under us (`ip link del`), say so
+          return fail("read", errno, DEVICE_GONE.has(errno) ? `read ${name} (the TUN device is gone)` : `read ${name}`)
         }
         if (r === 0) break
         // A packet longer than the slot was cut by the kernel (it still returns the full length): drop it.
@@ -141,7 +142,9 @@ export const make = (opts: TunOptions): Effect.Effect<TunDevice["Type"], TunErro
             i--
             continue
           }
-          if (DEVICE_GONE.has(errno)) return Effect.fail(fail("write", errno, `write ${name}`))
+          if (DEVICE_GONE.has(errno)) {
+            return Effect.fail(fail("write", errno, `write ${name} (the TUN device is gone)`))
+          }
           // EINVAL (malformed packet), ENOBUFS/ENOMEM, EAGAIN: this packet is lost, the device is fine
           failed++
           lastErrno = errno
