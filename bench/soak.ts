@@ -519,6 +519,9 @@ const summarize = (state: State) => {
         endMedianKb: rss.endMedianKb,
         windowSeconds: rss.windowSeconds,
         growthKb: rss.growthKb,
+        warmupFloorKb: rss.warmupFloorKb,
+        endFloorKb: rss.endFloorKb,
+        floorGrowthKb: rss.floorGrowthKb,
         maxKb: rss.maxKb,
         peakKb: last?.hwmKb ?? null,
         slopeKbPerHour: rss.slopeKbPerHour
@@ -541,6 +544,9 @@ const summarize = (state: State) => {
       readonly endMedianKb: number
       readonly windowSeconds: number
       readonly growthKb: number
+      readonly warmupFloorKb: number
+      readonly endFloorKb: number
+      readonly floorGrowthKb: number
       readonly maxKb: number
       readonly peakKb: number | null
       readonly slopeKbPerHour: number
@@ -599,6 +605,8 @@ const report = (state: State) =>
       row(`RSS median, ${window} s after warm-up (MiB)`, (n) => Stats.fmt(mib(d[n].rss.warmupMedianKb))),
       row(`RSS median, last ${window} s (MiB)`, (n) => Stats.fmt(mib(d[n].rss.endMedianKb))),
       row("RSS growth after warm-up (MiB)", (n) => Stats.fmt(mib(d[n].rss.growthKb))),
+      row("RSS floor, same windows (MiB)", (n) =>
+        `${Stats.fmt(mib(d[n].rss.warmupFloorKb))} -> ${Stats.fmt(mib(d[n].rss.endFloorKb))}`),
       row("RSS trend after warm-up (MiB/h)", (n) => Stats.fmt(mib(d[n].rss.slopeKbPerHour))),
       row("RSS max sampled / peak (MiB)", (n) => `${fmtMib(d[n].rss.maxKb)} / ${fmtMib(d[n].rss.peakKb)}`),
       row("CPU over the run (% core)", (n) => Stats.fmt(d[n].cpuPercent)),

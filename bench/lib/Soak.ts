@@ -109,6 +109,13 @@ export interface RssFigures {
   readonly windowSeconds: number
   /** endMedianKb - warmupMedianKb (NaN without samples after the warm-up). */
   readonly growthKb: number
+  /**
+   * The smallest sample of each window, kB, and its growth: what stays resident right after a collection, the
+   * clearest sign of a leak when the heap swings.
+   */
+  readonly warmupFloorKb: number
+  readonly endFloorKb: number
+  readonly floorGrowthKb: number
   readonly maxKb: number
   /** Least-squares slope of the samples from the warm-up on, kB per hour (NaN for fewer than two). */
   readonly slopeKbPerHour: number
@@ -138,6 +145,9 @@ export const rssFigures = (points: ReadonlyArray<RssPoint>, warmupSeconds: numbe
       endMedianKb: Number.NaN,
       windowSeconds: 0,
       growthKb: Number.NaN,
+      warmupFloorKb: Number.NaN,
+      endFloorKb: Number.NaN,
+      floorGrowthKb: Number.NaN,
       maxKb,
       slopeKbPerHour: Number.NaN
     }
@@ -148,6 +158,8 @@ export const rssFigures = (points: ReadonlyArray<RssPoint>, warmupSeconds: numbe
   const last = after.filter((p) => p.t === end.t || p.t > end.t - w).map((p) => p.rssKb)
   const warmupMedianKb = medianOf(first)
   const endMedianKb = medianOf(last)
+  const warmupFloorKb = Math.min(...first)
+  const endFloorKb = Math.min(...last)
   return {
     warmup,
     end,
@@ -155,6 +167,9 @@ export const rssFigures = (points: ReadonlyArray<RssPoint>, warmupSeconds: numbe
     endMedianKb,
     windowSeconds: w,
     growthKb: endMedianKb - warmupMedianKb,
+    warmupFloorKb,
+    endFloorKb,
+    floorGrowthKb: endFloorKb - warmupFloorKb,
     maxKb,
     slopeKbPerHour: slope(after) * 3600
   }

@@ -79,6 +79,7 @@ describe("rssFigures", () => {
     expect(r.warmupMedianKb).toBe(100)
     expect(r.endMedianKb).toBe(103)
     expect(r.growthKb).toBe(3)
+    expect([r.warmupFloorKb, r.endFloorKb, r.floorGrowthKb]).toEqual([99, 102, 3])
     expect(r.maxKb).toBe(150)
   })
 
