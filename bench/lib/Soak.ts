@@ -110,8 +110,9 @@ export interface RssFigures {
   /** endMedianKb - warmupMedianKb (NaN without samples after the warm-up). */
   readonly growthKb: number
   /**
-   * The smallest sample of each window, kB, and its growth: what stays resident right after a collection, the
-   * clearest sign of a leak when the heap swings.
+   * The smallest sample of each window, kB, and its growth: what stays resident right after a collection. The
+   * soak's RSS target applies to this growth: the heap of a busy daemon swings by tens of MB with its collections,
+   * which moves a median by as much depending on where the cycles fall, while a leak raises the floor.
    */
   readonly warmupFloorKb: number
   readonly endFloorKb: number
@@ -129,10 +130,20 @@ const medianOf = (values: ReadonlyArray<number>): number => {
 }
 
 /**
- * RSS figures of one daemon. The two windows are `window` seconds long (default one minute), shortened to half the
- * time between the warm-up and the end so that they never overlap.
+ * The length of the two windows: a fifth of the time after the warm-up, at least one minute and at most five (a
+ * garbage-collection cycle of a busy daemon lasts about a minute: each window should hold a few troughs).
  */
-export const rssFigures = (points: ReadonlyArray<RssPoint>, warmupSeconds: number, window = 60): RssFigures => {
+export const defaultWindow = (spanSeconds: number): number => Math.min(300, Math.max(60, spanSeconds / 5))
+
+/**
+ * RSS figures of one daemon. The two windows are `window` seconds long (default `defaultWindow`), shortened to
+ * half the time between the warm-up and the end so that they never overlap.
+ */
+export const rssFigures = (
+  points: ReadonlyArray<RssPoint>,
+  warmupSeconds: number,
+  window?: number
+): RssFigures => {
   const after = points.filter((p) => p.t >= warmupSeconds)
   const warmup = after[0]
   const end = after.at(-1)
@@ -152,7 +163,7 @@ export const rssFigures = (points: ReadonlyArray<RssPoint>, warmupSeconds: numbe
       slopeKbPerHour: Number.NaN
     }
   }
-  const w = Math.min(window, (end.t - warmup.t) / 2)
+  const w = Math.min(window ?? defaultWindow(end.t - warmup.t), (end.t - warmup.t) / 2)
   // Half-open windows [warmup, warmup + w) and (end - w, end], closed when w is 0 (one sample each).
   const first = after.filter((p) => p.t === warmup.t || p.t < warmup.t + w).map((p) => p.rssKb)
   const last = after.filter((p) => p.t === end.t || p.t > end.t - w).map((p) => p.rssKb)

@@ -21,7 +21,7 @@ export interface SoakOptions {
   readonly transferMiB: number
   /** Pause after each transfer, milliseconds (0: back to back). */
   readonly transferPauseMs: number
-  /** Pass when the RSS of each daemon grew by less than this after warm-up. */
+  /** Pass when the RSS floor of each daemon grew by less than this after warm-up (Soak.rssFigures). */
   readonly rssLimitMiB: number
   /** Extra arguments for both daemons. */
   readonly daemonArgs: ReadonlyArray<string>
@@ -58,7 +58,7 @@ sampled throughout. A one-hour soak is \`npm run soak -- --minutes 60\`.
   --hostile-rounds N   rounds of the hostile catalogue per burst, default ${DEFAULTS.hostileRounds}
   --transfer-mib N     MiB per TCP transfer, default ${DEFAULTS.transferMiB}
   --pause-ms N         pause after each transfer, default ${DEFAULTS.transferPauseMs}
-  --rss-limit-mib N    largest acceptable RSS growth after warm-up, default ${DEFAULTS.rssLimitMiB}
+  --rss-limit-mib N    largest acceptable growth of the RSS floor after warm-up, default ${DEFAULTS.rssLimitMiB}
   --daemon-args ARGS   extra arguments for both daemons, split at spaces
 
 Writes bench/results/soak-<date>.json; exits non-zero when a target is missed (RSS growth, transfer errors,

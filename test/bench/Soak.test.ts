@@ -72,7 +72,7 @@ describe("rssFigures", () => {
     const warm = [50, 80, 90, 95, 97, 99]
     const first = [100, 130, 100, 99, 100, 102]
     const last = [104, 150, 102, 103, 103, 103]
-    const r = Soak.rssFigures(points([...warm, ...first, 98, 100, 100, ...last]), 60)
+    const r = Soak.rssFigures(points([...warm, ...first, 98, 100, 100, ...last]), 60, 60)
     expect(r.warmup).toEqual({ t: 60, rssKb: 100 })
     expect(r.end).toEqual({ t: 200, rssKb: 103 })
     expect(r.windowSeconds).toBe(60)
@@ -89,6 +89,13 @@ describe("rssFigures", () => {
     expect([r.warmupMedianKb, r.endMedianKb, r.growthKb]).toEqual([30, 50, 20])
     const one = Soak.rssFigures(points([10, 20]), 10)
     expect([one.windowSeconds, one.growthKb]).toEqual([0, 0])
+  })
+
+  it("makes the windows a fifth of the time after warm-up, from one to five minutes", () => {
+    expect([0, 300, 600, 1000, 3540, 36000].map(Soak.defaultWindow)).toEqual([60, 60, 120, 200, 300, 300])
+    const tenMinutes = Soak.rssFigures(points(Array.from({ length: 61 }, (_, i) => 100 + (i % 6 === 0 ? 0 : 50))), 60)
+    expect(tenMinutes.windowSeconds).toBe(108)
+    expect([tenMinutes.warmupFloorKb, tenMinutes.endFloorKb, tenMinutes.floorGrowthKb]).toEqual([100, 100, 0])
   })
 
   it("has no growth without samples after the warm-up, and a slope in kB per hour", () => {
