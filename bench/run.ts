@@ -12,8 +12,8 @@
  * Everything created (namespaces, veth, daemons, iperf3) belongs to one scope: it is removed at the end, on
  * failure and on Ctrl-C (runMain interrupts the main fiber, which closes the scope).
  */
-import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Console, Data, Duration, Effect, Either, Exit, Option } from "effect"
+import * as Main from "./lib/Main.js"
+import { Console, Data, Duration, Effect, Either, Option } from "effect"
 import { existsSync } from "node:fs"
 import { mkdir, readFile, writeFile } from "node:fs/promises"
 import * as Os from "node:os"
@@ -422,16 +422,4 @@ const main = Effect.gen(function*() {
   )
 })
 
-const messageOf = (e: unknown): string =>
-  typeof e === "object" && e !== null && "message" in e && typeof e.message === "string" ? e.message : String(e)
-
-NodeRuntime.runMain(main, {
-  disableErrorReporting: true,
-  teardown: (exit, onExit) => {
-    if (Exit.isSuccess(exit)) return onExit(0)
-    if (Cause.isInterruptedOnly(exit.cause)) return onExit(130)
-    const failure = Cause.failureOption(exit.cause)
-    process.stderr.write(`bench: ${Option.isSome(failure) ? messageOf(failure.value) : Cause.pretty(exit.cause)}\n`)
-    onExit(1)
-  }
-})
+Main.run("bench", main)

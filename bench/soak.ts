@@ -30,8 +30,8 @@
  * on Ctrl-C (runMain interrupts the main fiber, which closes the scope; the summary of what ran so far is still
  * printed and written).
  */
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import { Cause, Console, Data, Deferred, Duration, Effect, Either, Exit, Fiber, Option } from "effect"
+import * as Main from "./lib/Main.js"
+import { Console, Data, Deferred, Duration, Effect, Either, Fiber, Option } from "effect"
 import { existsSync } from "node:fs"
 import { mkdir, writeFile } from "node:fs/promises"
 import * as Os from "node:os"
@@ -718,16 +718,4 @@ const main = Effect.gen(function*() {
   if (!state.passed) return yield* new SoakError({ message: "soak targets missed (see the summary)" })
 })
 
-const messageOf = (e: unknown): string =>
-  typeof e === "object" && e !== null && "message" in e && typeof e.message === "string" ? e.message : String(e)
-
-NodeRuntime.runMain(main, {
-  disableErrorReporting: true,
-  teardown: (exit, onExit) => {
-    if (Exit.isSuccess(exit)) return onExit(0)
-    if (Cause.isInterruptedOnly(exit.cause)) return onExit(130)
-    const failure = Cause.failureOption(exit.cause)
-    process.stderr.write(`soak: ${Option.isSome(failure) ? messageOf(failure.value) : Cause.pretty(exit.cause)}\n`)
-    onExit(1)
-  }
-})
+Main.run("soak", main)
