@@ -18,6 +18,7 @@ import { PerformanceObserver } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import * as Netlink from "../src/domain/Netlink.js"
 import * as RouteMirror from "../src/domain/RouteMirror.js"
+import { makeRandom } from "./lib/Random.js"
 
 const TUN = 7
 const ROUTES = 100_000
@@ -25,16 +26,6 @@ const ROUTES = 100_000
 const PER_DATAGRAM = 200
 const LOOKUPS = 1 << 20
 
-/** xorshift32: the same routes on every run. */
-const makeRandom = (seed: number) => {
-  let s = seed >>> 0 || 1
-  return (): number => {
-    s ^= s << 13
-    s ^= s >>> 17
-    s ^= s << 5
-    return s >>> 0
-  }
-}
 
 const rnd = makeRandom(0x5eed)
 

@@ -7,21 +7,12 @@ import { mkdirSync, writeFileSync } from "node:fs"
 import { performance, PerformanceObserver } from "node:perf_hooks"
 import { fileURLToPath } from "node:url"
 import { RouteTrie4, RouteTrie6 } from "../src/domain/RouteTrie.js"
+import { makeRandom } from "./lib/Random.js"
 
 const ROUTES = 100_000
 const ROUNDS = 7
 const LOOKUPS_PER_ROUND = 1 << 20
 
-/** xorshift32: reproducible tables across runs and machines. */
-const makeRandom = (seed: number) => {
-  let s = seed >>> 0 || 1
-  return (): number => {
-    s ^= s << 13
-    s ^= s >>> 17
-    s ^= s << 5
-    return s >>> 0
-  }
-}
 
 /** Draws from [value, weight] pairs. */
 const makeLengths = (weights: ReadonlyArray<readonly [number, number]>, rnd: () => number) => {
