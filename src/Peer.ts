@@ -4,14 +4,16 @@
  * the last good address. 0 means "not known (yet)"; packets meanwhile are answered as having no remote.
  */
 import type { Scope } from "effect"
-import { Duration, Effect, Ref, Schedule } from "effect"
+import { Duration, Effect, Schedule } from "effect"
 import { formatIpv4 } from "./domain/Address.js"
 import type { TunnelConfig } from "./domain/Config.js"
 import { Resolver } from "./services/Resolver.js"
 
 export interface Peer {
-  /** The current remote (u32), 0 when unknown or in dynamic mode. Cheap: read once per chunk. */
+  /** The current remote (u32), 0 when unknown or in dynamic mode. */
   readonly current: Effect.Effect<number>
+  /** The same, read synchronously by the data path (once per chunk, inside its one Effect). */
+  readonly latest: () => number
   /** Re-resolve now (a host name); a no-op for a literal address or dynamic mode. */
   readonly refresh: Effect.Effect<void>
 }
@@ -25,16 +27,26 @@ export const startupRetry = Schedule.exponential("1 second").pipe(
 export const make = (cfg: TunnelConfig): Effect.Effect<Peer, never, Resolver | Scope.Scope> =>
   Effect.gen(function*() {
     const remote = cfg.remote
-    if (remote._tag === "Dynamic") return { current: Effect.succeed(0), refresh: Effect.void }
-    if (remote._tag === "Address") return { current: Effect.succeed(remote.addr), refresh: Effect.void }
+    if (remote._tag === "Dynamic") return { current: Effect.succeed(0), latest: () => 0, refresh: Effect.void }
+    if (remote._tag === "Address") {
+      const addr = remote.addr
+      return { current: Effect.succeed(addr), latest: () => addr, refresh: Effect.void }
+    }
 
     const resolver = yield* Resolver
     const host = remote.name
-    const ref = yield* Ref.make(0)
+    // one writer (the lookups below), read once per chunk by the data path: a plain cell
+    let address = 0
+    const swap = (addr: number) =>
+      Effect.sync(() => {
+        const previous = address
+        address = addr
+        return previous
+      })
 
     const resolveOnce = resolver.lookup4(host).pipe(
       Effect.tap((addr) =>
-        Ref.getAndSet(ref, addr).pipe(
+        swap(addr).pipe(
           Effect.flatMap((previous) =>
             previous === addr
               ? Effect.logDebug("remote unchanged").pipe(Effect.annotateLogs({ peer: formatIpv4(addr) }))
@@ -69,7 +81,8 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Peer, never, Resolver | S
       Effect.forkScoped
     )
     return {
-      current: Ref.get(ref),
+      current: Effect.sync(() => address),
+      latest: () => address,
       refresh: refresh.pipe(Effect.annotateLogs({ fiber: "dns-refresh", host }))
     }
   })

@@ -3,7 +3,7 @@
  * one Effect per chunk, the packet work done by the pure functions of src/domain.
  */
 import type { Scope } from "effect"
-import { Cause, Chunk, Clock, Context, Data, Deferred, Effect, Layer, Stream } from "effect"
+import { Cause, Chunk, Context, Data, Deferred, Effect, Layer, Stream } from "effect"
 import { formatIpv4, ipv4FromBytes } from "./domain/Address.js"
 import * as Arena from "./domain/Arena.js"
 import type { TunnelConfig } from "./domain/Config.js"
@@ -24,6 +24,7 @@ import type { RawSocket, TunnelProto } from "./services/RawSocket.js"
 import { RawSockets } from "./services/RawSocket.js"
 import type { Resolver } from "./services/Resolver.js"
 import { RouteTable } from "./services/RouteTable.js"
+import type { WriteReport } from "./services/TunDevice.js"
 import { TunDevice } from "./services/TunDevice.js"
 
 export class TunnelError extends Data.TaggedError("TunnelError")<{
@@ -57,6 +58,8 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
     const addresses = yield* HostAddresses
     const routes = yield* RouteTable
     const peer = yield* Peer.make(cfg)
+    // read once per chunk with unsafeCurrentTimeMillis: the data path's chunk is one Effect, not one per reading
+    const clock = yield* Effect.clock
     const metrics = makeTunnelMetrics(tun.name)
     const failed = yield* Deferred.make<never, TunnelError>()
 
@@ -74,6 +77,7 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
     let currentRemote = 0
     const pmtu = new Map<number, { mtu: number; expiresMs: number }>()
     let fragmentId = 1
+    let local4: ReadonlySet<number> = new Set()
     const ctx: Mutable<EncapContext> = {
       v4: cfg.v4,
       v6: cfg.v6,
@@ -96,7 +100,7 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
       tunnelMtu: cfg.mtu,
       tunAddr4: 0,
       tunAddr6: null,
-      isLocal4: () => false,
+      isLocal4: (a) => local4.has(a),
       icmpLimiter: makeRateLimiter(cfg.icmpRatePerSecond, cfg.icmpBurst, 0),
       nowMs: 0,
       nextFragmentId: () => {
@@ -181,14 +185,17 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
     const segments: Array<Uint8Array> = []
     const gsoArena = Arena.make(tun.offload ? cfg.batch * 72 * 1024 : 0)
 
+    const flushEncapDrops = Effect.sync(() => flushDrops(metrics, encapOut.drops))
+
+    // One Effect per chunk: the packet work is synchronous; only the send and the replies' write are Effects.
     const encapChunk = (chunk: Chunk.Chunk<Uint8Array>): Effect.Effect<void, TunnelError> =>
-      Effect.gen(function*() {
-        const snap = yield* addresses.current
-        currentRemote = yield* peer.current
-        ctx.nowMs = yield* Clock.currentTimeMillis
+      Effect.suspend(() => {
+        const snap = addresses.latest()
+        currentRemote = peer.latest()
+        ctx.nowMs = clock.unsafeCurrentTimeMillis()
         ctx.tunAddr4 = snap.tun4
         ctx.tunAddr6 = snap.tun6
-        ctx.isLocal4 = (a) => snap.local4.has(a)
+        local4 = snap.local4
         const read = Chunk.toReadonlyArray(chunk)
         metrics.tunRxPackets.unsafeUpdate(read.length, [])
         let packets = read
@@ -198,9 +205,10 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
           packets = segments
         }
         encapBatch(packets, ctx, encapOut)
-        yield* sendFrames(encapOut.frames)
-        yield* writeReplies(encapOut.replies)
-        flushDrops(metrics, encapOut.drops)
+        const sent = sendFrames(encapOut.frames)
+        return encapOut.replies.length === 0
+          ? Effect.zipRight(sent, flushEncapDrops)
+          : sent.pipe(Effect.zipRight(writeReplies(encapOut.replies)), Effect.zipRight(flushEncapDrops))
       })
 
     const decapPipeline = (sock: RawSocket) => {
@@ -209,37 +217,48 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
       // TUN offloads: consecutive TCP segments of a flow are coalesced (software GRO) into one write.
       const coalesced: Array<Uint8Array> = []
       const groArena = Arena.make(tun.offload ? cfg.batch * (cfg.mtu + 64) : 0)
-      return Stream.repeatEffectChunk(Effect.mapError(sock.receiveBatch, socketError)).pipe(
-        Stream.runForEachChunk((chunk) =>
-          Effect.gen(function*() {
-            dctx.remote = fixed ? yield* peer.current : 0
-            // A fixed remote that is not resolved yet accepts nothing (0 would mean "any").
-            if (fixed && dctx.remote === 0) dctx.remote = 0xffffffff
-            const frames = Chunk.toReadonlyArray(chunk)
-            metrics.netRxPackets.unsafeUpdate(frames.length, [])
-            out.drops[Drop.DecapOversize]! += yield* sock.takeTruncated
-            decapBatch(frames, sock.proto, dctx, out)
-            if (out.packets.length > 0) {
-              let bytes = 0
-              for (const p of out.packets) bytes += p.length
-              let writes: Array<Uint8Array> = out.packets
-              if (tun.offload) {
-                coalesced.length = 0
-                // decapBatch's views have the outer header in front of them: room for the virtio header
-                Gro.coalesce(out.packets, coalesced, groArena, 20)
-                writes = coalesced
-              }
-              const report = yield* tun.writeBatch(Chunk.unsafeFromArray(writes)).pipe(Effect.mapError(deviceError))
-              const count = out.packets.length
-              out.packets.length = 0
-              // Failed writes are rare (counted as drops); which inner packets they held is not told apart.
-              metrics.decapPackets.unsafeUpdate(report.failed === 0 ? count : report.written, [])
-              metrics.decapBytes.unsafeUpdate(report.failed === 0 ? bytes : 0, [])
-              out.drops[Drop.DecapWriteError]! += report.failed
-            }
+      let count = 0
+      let bytes = 0
+      const afterWrite = (report: WriteReport) => {
+        // (the packets are views into the receive ring, written by now; `writes` may be this very array)
+        out.packets.length = 0
+        // Failed writes are rare (counted as drops); which inner packets they held is not told apart.
+        metrics.decapPackets.unsafeUpdate(report.failed === 0 ? count : report.written, [])
+        metrics.decapBytes.unsafeUpdate(report.failed === 0 ? bytes : 0, [])
+        out.drops[Drop.DecapWriteError]! += report.failed
+        flushDrops(metrics, out.drops)
+      }
+      // One Effect per chunk: the packet work is synchronous; only the TUN write is an Effect.
+      const decapChunk = (chunk: Chunk.Chunk<Uint8Array>): Effect.Effect<void, TunnelError> =>
+        Effect.suspend(() => {
+          dctx.remote = fixed ? peer.latest() : 0
+          // A fixed remote that is not resolved yet accepts nothing (0 would mean "any").
+          if (fixed && dctx.remote === 0) dctx.remote = 0xffffffff
+          const frames = Chunk.toReadonlyArray(chunk)
+          metrics.netRxPackets.unsafeUpdate(frames.length, [])
+          out.drops[Drop.DecapOversize]! += sock.takeTruncated()
+          decapBatch(frames, sock.proto, dctx, out)
+          if (out.packets.length === 0) {
             flushDrops(metrics, out.drops)
-          })
-        )
+            return Effect.void
+          }
+          bytes = 0
+          for (const p of out.packets) bytes += p.length
+          count = out.packets.length
+          let writes: Array<Uint8Array> = out.packets
+          if (tun.offload) {
+            coalesced.length = 0
+            // decapBatch's views have the outer header in front of them: room for the virtio header
+            Gro.coalesce(out.packets, coalesced, groArena, 20)
+            writes = coalesced
+          }
+          return tun.writeBatch(Chunk.unsafeFromArray(writes)).pipe(
+            Effect.mapError(deviceError),
+            Effect.map(afterWrite)
+          )
+        })
+      return Stream.repeatEffectChunk(Effect.mapError(sock.receiveBatch, socketError)).pipe(
+        Stream.runForEachChunk(decapChunk)
       )
     }
 

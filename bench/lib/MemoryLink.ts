@@ -182,7 +182,7 @@ export const link = (depth = 16): Effect.Effect<Link> =>
             proto,
             receiveBatch: Effect.map(Queue.take(queue), (batch) => Chunk.unsafeFromArray(batch)),
             sendBatch,
-            takeTruncated: Effect.succeed(0)
+            takeTruncated: () => 0
           } satisfies RawSocket
         })
     })

@@ -42,8 +42,8 @@ const findRoot = (from: string): string => {
 /** The repository root (works from scripts/lib and from dist/scripts/lib). */
 export const repoRoot: string = findRoot(Path.dirname(fileURLToPath(import.meta.url)))
 
-/** The command that starts the daemon: this Node binary running bin/kiwitun (which loads dist/src/main.js). */
-export const kiwitunCommand: ReadonlyArray<string> = [process.execPath, Path.join(repoRoot, "bin", "kiwitun")]
+/** The command that starts the daemon: bin/kiwitun, the shell wrapper that runs dist/src/main.js with its Node flags. */
+export const kiwitunCommand: ReadonlyArray<string> = [Path.join(repoRoot, "bin", "kiwitun")]
 
 /** The compiled TCP sink/source helper (see tcpPeer.ts). */
 export const tcpPeerScript: string = Path.join(repoRoot, "dist", "scripts", "lib", "tcpPeer.js")
@@ -501,7 +501,7 @@ export interface KiwitunOptions {
   /** Wait for "tunnel up" (default true). */
   readonly waitUp?: boolean
   readonly startTimeout?: Duration.DurationInput
-  /** Default: this Node binary running bin/kiwitun. */
+  /** Default: `kiwitunCommand` (bin/kiwitun). */
   readonly command?: ReadonlyArray<string>
   readonly grace?: Duration.DurationInput
 }

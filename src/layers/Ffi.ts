@@ -271,8 +271,9 @@ const nodePoll = koffi.node.poll as unknown as (
 
 /**
  * Waits for readiness of one fd. libuv allows one poll handle per fd, so readers and writers of the same socket
- * share this one; it is started only while someone waits, with the union of their interests (it is
- * level-triggered: a started handle with nothing waiting would call back on every loop iteration).
+ * share this one; it is started when someone waits, with the union of their interests, and stopped (or narrowed)
+ * when an event finds nobody waiting for it (it is level-triggered: a started handle with nothing waiting would call
+ * back on every loop iteration).
  */
 export interface Poller {
   /**
@@ -345,11 +346,16 @@ class PollerImpl implements Poller {
       this.started = 0
       this.wake(this.readers, -status)
       this.wake(this.writers, -status)
-    } else {
-      if (events.readable || events.disconnect) this.wake(this.readers, 0)
-      if (events.writable) this.wake(this.writers, 0)
+      this.update()
+      return
     }
-    this.update()
+    // The handle stays started after waking its waiters: they usually wait again right after draining the fd, and
+    // an uv_poll_stop/uv_poll_start pair per wait is two epoll_ctl calls on every packet at low rates. An event that
+    // finds nobody waiting narrows or stops it (update), so a busy reader is not called back on every loop turn.
+    const readable = events.readable || events.disconnect
+    if ((readable && this.readers.size === 0) || (events.writable && this.writers.size === 0)) this.update()
+    if (readable) this.wake(this.readers, 0)
+    if (events.writable) this.wake(this.writers, 0)
   }
 
   private wake(set: Set<Waker>, status: number) {

@@ -3,7 +3,7 @@
  * notification groups, with a full re-dump whenever notifications were lost (ENOBUFS). The socket loop is
  * NetlinkFollower's, shared with the route mirror.
  */
-import { Effect, Layer, Ref } from "effect"
+import { Effect, Layer } from "effect"
 import type { Scope } from "effect"
 import { ipv4FromBytes } from "../domain/Address.js"
 import * as Netlink from "../domain/Netlink.js"
@@ -87,7 +87,8 @@ export const makeTracker = (): Tracker => {
 
 export const make: Effect.Effect<HostAddresses["Type"], never, TunDevice | Scope.Scope> = Effect.gen(function*() {
   const tun = yield* TunDevice
-  const ref = yield* Ref.make<AddressSnapshot>(empty)
+  // one writer (the netlink follower), read once per chunk by the data path: a plain cell
+  let snapshot: AddressSnapshot = empty
   const tracker = makeAddressTracker()
   yield* NetlinkFollower.follow({
     what: "address",
@@ -95,7 +96,9 @@ export const make: Effect.Effect<HostAddresses["Type"], never, TunDevice | Scope
     rcvbuf: RCVBUF,
     dumpRequest: (seq) => Netlink.buildGetAddrDump(seq),
     tracker,
-    onChange: Effect.suspend(() => Ref.set(ref, snapshotOf(tracker.table().values(), tun.ifindex)))
+    onChange: Effect.sync(() => {
+      snapshot = snapshotOf(tracker.table().values(), tun.ifindex)
+    })
   }).pipe(
     Effect.catchAll((e) =>
       Effect.logWarning("cannot follow host addresses over rtnetlink; ICMP errors use kernel-chosen sources").pipe(
@@ -103,7 +106,7 @@ export const make: Effect.Effect<HostAddresses["Type"], never, TunDevice | Scope
       )
     )
   )
-  return HostAddresses.of({ current: Ref.get(ref) })
+  return HostAddresses.of({ current: Effect.sync(() => snapshot), latest: () => snapshot })
 }).pipe(Effect.annotateLogs({ fiber: "host-addresses" }))
 
 export const layer: Layer.Layer<HostAddresses, never, TunDevice> = Layer.scoped(HostAddresses, make)

@@ -1,5 +1,5 @@
 /** Host addresses held in memory; `set` replaces the snapshot. */
-import { Effect, Layer, Ref } from "effect"
+import { Effect, Layer } from "effect"
 import type { AddressSnapshot } from "../services/HostAddresses.js"
 import { HostAddresses } from "../services/HostAddresses.js"
 
@@ -11,7 +11,16 @@ export interface HostAddressesTestHandle {
 }
 
 export const make = (initial: AddressSnapshot = empty): Effect.Effect<HostAddressesTestHandle> =>
-  Effect.map(Ref.make(initial), (ref) => ({ service: { current: Ref.get(ref) }, set: (s) => Ref.set(ref, s) }))
+  Effect.sync(() => {
+    let snapshot = initial
+    return {
+      service: { current: Effect.sync(() => snapshot), latest: () => snapshot },
+      set: (s) =>
+        Effect.sync(() => {
+          snapshot = s
+        })
+    }
+  })
 
 export const layer = (snapshot: AddressSnapshot = empty): Layer.Layer<HostAddresses> =>
-  Layer.succeed(HostAddresses, { current: Effect.succeed(snapshot) })
+  Layer.succeed(HostAddresses, { current: Effect.succeed(snapshot), latest: () => snapshot })

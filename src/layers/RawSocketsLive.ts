@@ -189,11 +189,11 @@ const open = (lib: Ffi.Libc, proto: TunnelProto): Effect.Effect<RawSocket, RawSo
         return step
       })
 
-    const takeTruncated = Effect.sync(() => {
+    const takeTruncated = () => {
       const n = truncated
       truncated = 0
       return n
-    })
+    }
 
     return { proto, receiveBatch, sendBatch, takeTruncated } satisfies RawSocket
   })

@@ -13,6 +13,8 @@ export interface AddressSnapshot {
 
 /** Follows the addresses of this host (rtnetlink in the Live layer). */
 export class HostAddresses extends Context.Tag("kiwitun/HostAddresses")<HostAddresses, {
-  /** The latest snapshot; cheap, meant to be read once per chunk. */
+  /** The latest snapshot. */
   readonly current: Effect.Effect<AddressSnapshot>
+  /** The same snapshot read synchronously, for the data path (once per chunk, inside its one Effect). */
+  readonly latest: () => AddressSnapshot
 }>() {}

@@ -35,8 +35,11 @@ export interface RawSocket {
   /** Waits until at least one packet is readable, then drains up to one batch. */
   readonly receiveBatch: Effect.Effect<Chunk.Chunk<Uint8Array>, RawSocketError>
   readonly sendBatch: (frames: ReadonlyArray<Uint8Array>) => Effect.Effect<SendReport, RawSocketError>
-  /** Packets the kernel delivered larger than a receive slot (MSG_TRUNC), since the last call. */
-  readonly takeTruncated: Effect.Effect<number>
+  /**
+   * Packets the kernel delivered larger than a receive slot (MSG_TRUNC), since the last call. Synchronous: the data
+   * path reads it inside its one Effect per chunk.
+   */
+  readonly takeTruncated: () => number
 }
 
 /** Opens raw sockets; each is closed when its scope closes. */
