@@ -5,6 +5,8 @@
  */
 import { it } from "@effect/vitest"
 import { Effect, Option } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
 import { expect } from "vitest"
 import * as Netns from "../../scripts/lib/Netns.js"
 import { describeIntegration, nonEmptyLines } from "./support.js"
@@ -82,5 +84,25 @@ describeIntegration("daemon lifecycle", () => {
       expect(output[0]).toMatch(/\d+\.\d+\.\d+/)
       expect(links).toEqual(["lo"])
       expect(events).toEqual([])
+    }), 60_000)
+  it.scopedLive("bin/kiwitun runs Node with a 1 MiB semi-space; KIWITUN_NODE_FLAGS replaces the flags", () =>
+    Effect.gen(function*() {
+      const cmdline = (pid: number) => Fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
+      const ns = yield* Netns.namespace
+      const plain = yield* Netns.kiwitun(ns, ARGS)
+      const argv = cmdline(plain.pid)
+      expect(Path.basename(argv[0]!)).toBe("node")
+      expect(argv).toContain("--max-semi-space-size=1")
+      expect(argv.some((a) => a.endsWith(Path.join("dist", "src", "main.js")))).toBe(true)
+      yield* plain.signal("SIGTERM")
+      yield* plain.exit.pipe(Effect.timeout("5 seconds"))
+
+      const other = yield* Netns.kiwitun(ns, ARGS, {
+        command: ["env", "KIWITUN_NODE_FLAGS=--max-semi-space-size=2 --stack-size=900", ...Netns.kiwitunCommand]
+      })
+      const replaced = cmdline(other.pid)
+      expect(replaced).toContain("--max-semi-space-size=2")
+      expect(replaced).toContain("--stack-size=900")
+      expect(replaced).not.toContain("--max-semi-space-size=1")
     }), 60_000)
 })
