@@ -116,6 +116,7 @@ export const run = (
             uid,
             startedAt: new Date(startedAt).toISOString(),
             uptimeSeconds: Math.max(0, (now - startedAt) / 1000),
+            memory: memoryNow(),
             counters
           })
         )
@@ -174,4 +175,10 @@ const serveControl = (
         ? Effect.fail(new Fatal({ code: 1, message: e.message }))
         : Effect.logWarning(`${e.message}; 'kiwitun status' cannot reach this daemon`))
   )
+}
+
+/** Resident memory and JavaScript heap in use, for `kiwitun status`. */
+const memoryNow = () => {
+  const m = process.memoryUsage()
+  return { rssBytes: m.rss, heapUsedBytes: m.heapUsed }
 }

@@ -37,6 +37,8 @@ export const StatusReport = Schema.Struct({
   /** ISO 8601 */
   startedAt: Schema.String,
   uptimeSeconds: Schema.Number,
+  /** the daemon's resident memory and the part of it that is the JavaScript heap in use, in bytes */
+  memory: Schema.Struct({ rssBytes: Count, heapUsedBytes: Count }),
   counters: Counters
 })
 export type StatusReport = typeof StatusReport.Type
@@ -104,7 +106,8 @@ export const formatStatus = (r: StatusReport): string => {
     ["remote", r.remote],
     ["local", r.local === "" ? "chosen by the kernel" : r.local],
     ["user", `${r.user} (uid ${r.uid})`],
-    ["uptime", `${formatUptime(r.uptimeSeconds)} (since ${r.startedAt})`]
+    ["uptime", `${formatUptime(r.uptimeSeconds)} (since ${r.startedAt})`],
+    ["memory", `${formatBytes(r.memory.rssBytes)} resident, ${formatBytes(r.memory.heapUsedBytes)} JavaScript heap`]
   ]
   const keyWidth = Math.max(...info.map(([k]) => k.length))
   const lines = [`kiwitun ${r.version}, pid ${r.pid}`]

@@ -23,6 +23,7 @@ const report: StatusReport = {
   uid: 65534,
   startedAt: "2024-05-01T10:00:00.000Z",
   uptimeSeconds: 7384.9,
+  memory: { rssBytes: 97_517_568, heapUsedBytes: 19_398_656 },
   counters: {
     tunRxPackets: 1234567,
     encapPackets: 1234560,
@@ -78,6 +79,7 @@ describe("formatStatus", () => {
         "local       chosen by the kernel",
         "user        nobody (uid 65534)",
         "uptime      2h 03m 04s (since 2024-05-01T10:00:00.000Z)",
+        "memory      93.0 MiB resident, 18.5 MiB JavaScript heap",
         "",
         "direction          packets in   packets out   bytes out",
         "tun -> network      1,234,567     1,234,560     1.4 GiB",

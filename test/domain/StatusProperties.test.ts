@@ -28,6 +28,7 @@ const arbReport: fc.Arbitrary<StatusReport> = fc.record({
   startedAt: fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
   // JSON has no -0: it reads back as 0
   uptimeSeconds: fc.double({ noNaN: true, noDefaultInfinity: true }).map((x) => x + 0),
+  memory: fc.record({ rssBytes: count, heapUsedBytes: count }),
   counters: fc.record({
     tunRxPackets: count,
     encapPackets: count,
@@ -85,6 +86,7 @@ describe("StatusReportJson: properties", () => {
       "uid",
       "startedAt",
       "uptimeSeconds",
+      "memory",
       "counters"
     ),
     counter: fc.constantFrom("tunRxPackets", "encapPackets", "encapBytes", "netRxPackets", "decapPackets", "icmpSent"),

@@ -457,6 +457,14 @@ describeIntegration("running as a service", () => {
       expect(row("network -> tun")).toEqual([String(c.netRxPackets), "3", `${c.decapBytes} B`])
       expect(Number(row("tun -> network")?.[1])).toBeGreaterThanOrEqual(3)
       expect(lines.some((l) => /^ {2}encap_mode_disabled +\d+$/.test(l)), table.stdout).toBe(true)
+      // memory as the kernel counts it for the process, read just after the report
+      const vmRss = Number(/VmRSS:\s+(\d+) kB/.exec(Fs.readFileSync(`/proc/${a.pid}/status`, "utf8"))?.[1]) * 1024
+      expect(report.memory.rssBytes / vmRss).toBeGreaterThan(0.8)
+      expect(report.memory.rssBytes / vmRss).toBeLessThan(1.25)
+      expect(report.memory.heapUsedBytes).toBeGreaterThan(1_000_000)
+      expect(report.memory.heapUsedBytes).toBeLessThan(report.memory.rssBytes)
+      expect(lines.some((l) => /^memory {6}\d+\.\d MiB resident, \d+\.\d MiB JavaScript heap$/.test(l)), table.stdout)
+        .toBe(true)
 
       yield* a.signal("SIGTERM")
       const exit = yield* a.exit.pipe(Effect.timeout("5 seconds"))
