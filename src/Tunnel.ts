@@ -249,7 +249,7 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
           if (tun.offload) {
             coalesced.length = 0
             // decapBatch's views have the outer header in front of them: room for the virtio header
-            Gro.coalesce(out.packets, coalesced, groArena, 20)
+            Gro.coalesce(out.packets, coalesced, groArena, 20, { udp: tun.offloadUdp })
             writes = coalesced
           }
           return tun.writeBatch(Chunk.unsafeFromArray(writes)).pipe(

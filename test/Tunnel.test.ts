@@ -268,6 +268,7 @@ describe("Tunnel supervision", () => {
         ifindex: 9,
         mtu: 1480,
         offload: false,
+        offloadUdp: false,
         readBatch: Effect.fail(new TunError({ op: "read", errno: 77, message: "read ktun: EBADFD" })),
         writeBatch: () => Effect.succeed({ written: 0, failed: 0, lastErrno: 0 })
       })

@@ -25,7 +25,8 @@ export interface SourceTun {
 
 // Plain packets: no virtio_net_hdr, so the pipeline takes its path without TUN offloads.
 const device = (name: string, readBatch: TunDevice["Type"]["readBatch"], writeBatch: TunDevice["Type"]["writeBatch"]) =>
-  ({ name, ifindex: 7, mtu: 1480, offload: false, readBatch, writeBatch }) satisfies TunDevice["Type"]
+  ({ name, ifindex: 7, mtu: 1480, offload: false, offloadUdp: false, readBatch, writeBatch }) satisfies
+    TunDevice["Type"]
 
 /** A TUN device that hands out copies of `template`, `batch` at a time, each with HEADROOM bytes before it. */
 export const sourceTun = (name: string, template: Uint8Array, batch: number): Effect.Effect<SourceTun> =>

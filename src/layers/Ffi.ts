@@ -74,6 +74,9 @@ export const TUNSETVNETHDRSZ = 0x400454d8
 export const TUN_F_CSUM = 0x01
 export const TUN_F_TSO4 = 0x02
 export const TUN_F_TSO6 = 0x04
+/** UDP segmentation offload (gso_type UDP_L4), Linux 6.2+; the kernel takes it only with USO6 too, and with CSUM. */
+export const TUN_F_USO4 = 0x20
+export const TUN_F_USO6 = 0x40
 export const SIOCGIFFLAGS = 0x8913
 export const SIOCSIFFLAGS = 0x8914
 export const SIOCGIFMTU = 0x8921

@@ -56,7 +56,7 @@ export const make = (opts: TunOptions): Effect.Effect<TunDevice["Type"], TunErro
       opened = openDevice(lib, opts.name, false)
     }
     if (typeof opened === "string") return yield* new TunError({ op: "open", errno: lastErrno, message: opened })
-    const { ifr, offload } = opened
+    const { ifr, offload, offloadUdp } = opened
     const fd = yield* Effect.acquireRelease(Effect.succeed(opened.fd), (fd) => Effect.sync(() => lib.close(fd)))
 
     // the kernel writes the final name back (tunN when none was asked for)
@@ -152,7 +152,7 @@ export const make = (opts: TunOptions): Effect.Effect<TunDevice["Type"], TunErro
         return Effect.succeed({ written, failed, lastErrno })
       })
 
-    return TunDevice.of({ name, ifindex, mtu: opts.mtu, offload, readBatch, writeBatch })
+    return TunDevice.of({ name, ifindex, mtu: opts.mtu, offload, offloadUdp, readBatch, writeBatch })
   })
 
 /** The TUN device as a layer; building it twice creates two devices. */
@@ -169,15 +169,23 @@ const VNET_HDR_SIZE = 12
 
 let lastErrno = 0
 
+interface Opened {
+  readonly fd: number
+  readonly ifr: Uint8Array
+  readonly offload: boolean
+  /** TUN_F_USO4 | TUN_F_USO6 accepted too. */
+  readonly offloadUdp: boolean
+}
+
 /**
- * open + TUNSETIFF (+ the virtio header size and the offload flags): the fd and the ifreq holding the final name, or
- * a one-line reason (the fd is closed then; `lastErrno` tells the errno).
+ * open + TUNSETIFF (+ the virtio header size and the offload flags): the fd, the ifreq holding the final name and the
+ * offloads in force, or a one-line reason (the fd is closed then; `lastErrno` tells the errno).
  */
 const openDevice = (
   lib: Ffi.Libc,
   name: string | undefined,
   offload: boolean
-): { readonly fd: number; readonly ifr: Uint8Array; readonly offload: boolean } | string => {
+): Opened | string => {
   const fd = lib.open("/dev/net/tun", Ffi.O_RDWR | Ffi.O_NONBLOCK | Ffi.O_CLOEXEC)
   if (fd < 0) {
     lastErrno = -fd
@@ -199,11 +207,16 @@ const openDevice = (
     new DataView(size.buffer).setInt32(0, VNET_HDR_SIZE, true)
     const sz = lib.ioctl(fd, Ffi.TUNSETVNETHDRSZ, size)
     if (sz < 0) return failed("TUNSETVNETHDRSZ", sz)
-    // TSO needs CSUM; the UDP segmentation bits stay off (their gso_type is not handled)
-    const off = lib.ioctlInt(fd, Ffi.TUNSETOFFLOAD, Ffi.TUN_F_CSUM | Ffi.TUN_F_TSO4 | Ffi.TUN_F_TSO6)
+    // TSO and USO need CSUM. tun_set_offload refuses a bit it does not know with EINVAL, so a kernel before 6.2 (no
+    // USO) gets the same request without the UDP bits; whatever it says to that one is the answer.
+    const tcp = Ffi.TUN_F_CSUM | Ffi.TUN_F_TSO4 | Ffi.TUN_F_TSO6
+    if (lib.ioctlInt(fd, Ffi.TUNSETOFFLOAD, tcp | Ffi.TUN_F_USO4 | Ffi.TUN_F_USO6) >= 0) {
+      return { fd, ifr, offload, offloadUdp: true }
+    }
+    const off = lib.ioctlInt(fd, Ffi.TUNSETOFFLOAD, tcp)
     if (off < 0) return failed("TUNSETOFFLOAD", off)
   }
-  return { fd, ifr, offload }
+  return { fd, ifr, offload, offloadUdp: false }
 }
 
 const ifreq = (name: string): Uint8Array => {

@@ -16,6 +16,11 @@ export interface TunTestOptions {
   readonly batch?: number
   /** Behave like a device opened with IFF_VNET_HDR and TSO/checksum offloads. */
   readonly offload?: boolean
+  /**
+   * With `offload`: UDP segmentation offload is on too (`offloadUdp`), as on Linux 6.2+, so the tunnel may write UDP
+   * super-packets (`takeWritten` splits them like the kernel). Default false.
+   */
+  readonly offloadUdp?: boolean
 }
 
 export interface TunTestHandle {
@@ -40,6 +45,7 @@ export const make = (opts: TunTestOptions = {}): Effect.Effect<TunTestHandle> =>
     const mtu = opts.mtu ?? 1480
     const batch = opts.batch ?? 64
     const offload = opts.offload === true
+    const offloadUdp = offload && opts.offloadUdp === true
     const inbound = yield* Queue.bounded<Uint8Array>(4096)
     const written = yield* Ref.make<Array<Uint8Array>>([])
     const frames = yield* Ref.make<Array<Uint8Array>>([])
@@ -78,6 +84,7 @@ export const make = (opts: TunTestOptions = {}): Effect.Effect<TunTestHandle> =>
       ifindex: opts.ifindex ?? 7,
       mtu,
       offload,
+      offloadUdp,
       readBatch,
       writeBatch: (packets) =>
         Effect.sync(() => {

@@ -25,8 +25,9 @@ export interface TunOptions {
   /** Packets per read batch. */
   readonly batch: number
   /**
-   * Ask for TUN offloads (IFF_VNET_HDR + TUNSETOFFLOAD: checksum and TCP segmentation offload), so the kernel hands
-   * over TCP super-packets of up to 64 KB and accepts them. Falls back to plain packets when the kernel refuses.
+   * Ask for TUN offloads (IFF_VNET_HDR + TUNSETOFFLOAD: checksum, TCP and, where the kernel has it, UDP segmentation
+   * offload), so the kernel hands over TCP (and UDP) super-packets of up to 64 KB and accepts them. Falls back to TCP
+   * only on a kernel without UDP segmentation offload, and to plain packets when the kernel refuses offloads.
    * Default: off.
    */
   readonly offload?: boolean | undefined
@@ -47,6 +48,12 @@ export class TunDevice extends Context.Tag("kiwitun/TunDevice")<TunDevice, {
    * `writeBatch` must start with one too.
    */
   readonly offload: boolean
+  /**
+   * True when UDP segmentation offload is on too (TUN_F_USO4 | TUN_F_USO6, Linux 6.2+; always false without
+   * `offload`). Then `readBatch` may hand out UDP super-packets (gso_type UDP_L4, from local senders using
+   * UDP_SEGMENT), and the kernel accepts them in `writeBatch`, so received UDP datagrams may be coalesced.
+   */
+  readonly offloadUdp: boolean
   /** Waits until at least one packet is readable, then drains up to `batch` packets. */
   readonly readBatch: Effect.Effect<Chunk.Chunk<Uint8Array>, TunError>
   /** Writes every packet; a packet the kernel refuses is counted in the result, not an error. */

@@ -26,6 +26,14 @@ import {
   tcpPacket,
   type TcpSpec,
   timestamps,
+  arbUdpFlow,
+  expectedUdpSegments,
+  udpBurst,
+  udpChecksumValid,
+  udpL4Of,
+  udpPacket,
+  udpSuperFrame,
+  type UdpSpec,
   URG
 } from "./offloadRef.js"
 
@@ -432,3 +440,500 @@ describe("Gro then Gso on a realistic bulk batch", () => {
     expect(concat(...again.map((s) => s.subarray(72)))).toEqual(patternedFrom(45 * 1428, flow.seq!))
   })
 })
+
+// ---------------------------------------------------------------------------------------------------------------
+// UDP: datagrams merged into UDP_L4 super-packets (options.udp)
+
+const UDP: Gro.CoalesceOptions = { udp: true }
+
+const runUdp = (packets: ReadonlyArray<Uint8Array>, headroom = 0, arenaSize = 1 << 20) => {
+  const out: Array<Uint8Array> = []
+  const merged = Gro.coalesce(packets, out, Arena.make(arenaSize), headroom, UDP)
+  return { out, merged }
+}
+
+const uflow: UdpSpec = { id: 0x0500, sport: 40404, dport: 5353 }
+const uflow6: UdpSpec = { ...uflow, v6: true, flow: 0x13579 }
+
+/** The super-packet expected for datagrams first..first+count-1 of `udpBurst(s, size, total, seed)`. */
+const udpMerged = (s: UdpSpec, size: number, total: number, first: number, count: number, seed = 0) =>
+  udpSuperFrame({
+    ...s,
+    id: ((s.id ?? 0x3a00) + first) & 0xffff,
+    payload: patternedFrom(total, seed).subarray(first * size, Math.min(total, (first + count) * size))
+  }, size)
+
+/** Datagram `i` of a burst of `s` with `size`-byte payloads, with some fields overridden. */
+const datagram = (s: UdpSpec, i: number, size: number, over: UdpSpec = {}) =>
+  udpPacket({ ...s, id: ((s.id ?? 0x3a00) + i) & 0xffff, payload: patternedFrom(size, i * size), ...over })
+
+// One's complement 16-bit arithmetic as include/net/checksum.h has it, for the model of the kernel below.
+const csum16Add = (a: number, b: number) => {
+  const r = a + b
+  return (r & 0xffff) + (r >>> 16)
+}
+const csum16Sub = (a: number, b: number) => csum16Add(a, ~b & 0xffff)
+const sum16 = (b: Uint8Array) => {
+  let s = 0
+  for (let i = 0; i < b.length; i += 2) s += (b[i]! << 8) + (i + 1 < b.length ? b[i + 1]! : 0)
+  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16)
+  return s
+}
+
+/**
+ * What the kernel makes of a UDP_L4 frame, modelled on __udp_gso_segment and inet_gso_segment/ipv6_gso_segment
+ * rather than on our Gso: each datagram's checksum starts from the super-packet's uh->check with uh->len taken out of
+ * it and the datagram's UDP length put in, and is completed over the UDP header and payload (0 sent as 0xffff).
+ */
+const kernelSegments = (frame: Uint8Array): Array<Uint8Array> => {
+  const dv = new DataView(frame.buffer, frame.byteOffset)
+  const l4 = dv.getUint16(6, true)
+  const size = dv.getUint16(4, true)
+  const ip = frame.subarray(12)
+  const v6 = ip[0]! >>> 4 === 6
+  const check = (ip[l4 + 6]! << 8) | ip[l4 + 7]!
+  const len = (ip[l4 + 4]! << 8) | ip[l4 + 5]!
+  const hl = l4 + 8
+  const segs: Array<Uint8Array> = []
+  for (let k = 0, from = hl; from < ip.length; k++, from += size) {
+    const n = Math.min(size, ip.length - from)
+    const seg = new Uint8Array(hl + n)
+    seg.set(ip.subarray(0, hl))
+    seg.set(ip.subarray(from, from + n), hl)
+    const sdv = new DataView(seg.buffer)
+    if (v6) {
+      sdv.setUint16(4, seg.length - 40)
+    } else {
+      sdv.setUint16(2, seg.length)
+      sdv.setUint16(4, (sdv.getUint16(4) + k) & 0xffff)
+      sdv.setUint16(10, 0)
+      sdv.setUint16(10, ~sum16(seg.subarray(0, 20)) & 0xffff)
+    }
+    sdv.setUint16(l4 + 4, 8 + n)
+    sdv.setUint16(l4 + 6, csum16Add(csum16Sub(check, len), 8 + n))
+    sdv.setUint16(l4 + 6, ~sum16(seg.subarray(l4)) & 0xffff || 0xffff)
+    segs.push(seg)
+  }
+  return segs
+}
+
+describe("Gro.coalesce, UDP", () => {
+  it("merges twenty 64-byte IPv4 datagrams into one UDP_L4 super-packet", () => {
+    const dgrams = udpBurst(uflow, 64, 20 * 64)
+    const { merged: n, out } = runUdp(dgrams)
+    expect(n).toBe(20)
+    expectSamePackets(out, [udpMerged(uflow, 64, 20 * 64, 0, 20)], same)
+    const h = VirtioNet.read(out[0]!, 0, VirtioNet.makeHeader())
+    expect(h).toEqual({
+      flags: VirtioNet.Flag.NeedsCsum,
+      gsoType: VirtioNet.GsoType.UdpL4,
+      hdrLen: 28,
+      gsoSize: 64,
+      csumStart: 20,
+      csumOffset: 6,
+      numBuffers: 0
+    })
+    const ip = out[0]!.subarray(12)
+    // IPv4 total length and header checksum, UDP length of the whole super-packet.
+    expect((ip[2]! << 8) | ip[3]!).toBe(28 + 20 * 64)
+    expect(sum16(ip.subarray(0, 20))).toBe(0xffff)
+    expect((ip[24]! << 8) | ip[25]!).toBe(8 + 20 * 64)
+    // Completed from csum_start, the checksum is the one of the whole super-packet as a datagram.
+    const whole = ip.slice()
+    expect(VirtioNet.finishChecksum(whole, h)).toBe(true)
+    expect(udpChecksumValid(whole, 20)).toBe(true)
+  })
+
+  it("writes super-packets the kernel's own segmentation turns back into the original datagrams", () => {
+    for (const s of [uflow, uflow6]) {
+      for (const [size, total] of [[64, 64 * 20], [333, 5 * 333 + 77], [1, 9], [1472, 2 * 1472 + 1]]) {
+        const dgrams = udpBurst(s, size!, total!, 7)
+        const { out } = runUdp(dgrams)
+        expect(out.length).toBe(1)
+        expectSamePackets(kernelSegments(out[0]!), dgrams, same)
+      }
+    }
+  })
+
+  it("merges IPv6 datagrams with an odd size and a short last one", () => {
+    const dgrams = udpBurst(uflow6, 333, 5 * 333 + 77)
+    const { out } = runUdp(dgrams)
+    expectSamePackets(out, [udpMerged(uflow6, 333, 5 * 333 + 77, 0, 6)], same)
+    const h = VirtioNet.read(out[0]!, 0, VirtioNet.makeHeader())
+    expect([h.gsoType, h.hdrLen, h.gsoSize, h.csumStart, h.csumOffset]).toEqual([5, 48, 333, 40, 6])
+    expect(out[0]!.length).toBe(12 + 48 + 5 * 333 + 77)
+  })
+
+  it("ends a group after a shorter datagram, and starts a new one at a longer one", () => {
+    const next = { ...uflow, id: 0x503 }
+    const dgrams = [...udpBurst(uflow, 100, 250), ...udpBurst(next, 100, 200, 250)]
+    expectSamePackets(
+      runUdp(dgrams).out,
+      [udpMerged(uflow, 100, 250, 0, 3), udpMerged(next, 100, 200, 0, 2, 250)],
+      same
+    )
+    const grow = [datagram(uflow, 0, 64), datagram(uflow, 1, 64), datagram(uflow, 2, 100), datagram(uflow, 3, 100)]
+    const { out } = runUdp(grow)
+    expect(out.length).toBe(2)
+    expectSamePackets(out.flatMap(kernelSegments), grow, same)
+    expect(out.map((f) => VirtioNet.gsoSize(f))).toEqual([64, 100])
+  })
+
+  it("passes a datagram with a bad checksum through alone and unchanged, and merges around it", () => {
+    const dgrams = udpBurst(uflow, 64, 6 * 64)
+    dgrams[2] = datagram(uflow, 2, 64, { payload: patternedFrom(6 * 64, 0).subarray(128, 192), checksum: "bad" })
+    const { merged: n, out } = runUdp(dgrams)
+    expect(n).toBe(5)
+    expectSamePackets(
+      out,
+      [udpMerged(uflow, 64, 6 * 64, 0, 2), plainFrame(dgrams[2]!), udpMerged(uflow, 64, 6 * 64, 3, 3)],
+      same
+    )
+    // A corrupt first datagram goes alone; the next one starts the group.
+    const first = udpBurst(uflow, 64, 4 * 64)
+    first[0] = udpPacket({ ...uflow, payload: patternedFrom(64, 0), checksum: "bad" })
+    expectSamePackets(runUdp(first).out, [plainFrame(first[0]!), udpMerged(uflow, 64, 4 * 64, 1, 3)], same)
+  })
+
+  it("needs IPv4 IDs incrementing by one: a gap splits, a fixed ID (even with DF) never merges", () => {
+    const gap = [0, 1, 7, 8].map((k, i) => datagram(uflow, i, 64, { id: 0x500 + k }))
+    const { out } = runUdp(gap)
+    expect(out.length).toBe(2)
+    expect(out.map((f) => VirtioNet.gsoType(f))).toEqual([5, 5])
+    expectSamePackets(out.flatMap(kernelSegments), gap, same)
+    const fixed = [0, 1, 2].map((i) => datagram(uflow, i, 64, { id: 0x500, df: true }))
+    expectSamePackets(runUdp(fixed).out, fixed.map(plainFrame), same)
+    const wrap = { ...uflow, id: 0xfffe }
+    expectSamePackets(runUdp(udpBurst(wrap, 64, 4 * 64)).out, [udpMerged(wrap, 64, 4 * 64, 0, 4)], same)
+  })
+
+  it("puts at most 64 datagrams in a group (UDP_GRO_CNT_MAX): the 65th starts a new one", () => {
+    const seventy = udpBurst(uflow, 16, 70 * 16)
+    const { merged: n, out } = runUdp(seventy)
+    expect(n).toBe(70)
+    expectSamePackets(out, [udpMerged(uflow, 16, 70 * 16, 0, 64), udpMerged(uflow, 16, 70 * 16, 64, 6)], same)
+    const sixtyFive = udpBurst(uflow, 16, 65 * 16)
+    expectSamePackets(
+      runUdp(sixtyFive).out,
+      [udpMerged(uflow, 16, 65 * 16, 0, 64), plainFrame(sixtyFive[64]!)],
+      same
+    )
+  })
+
+  it("keeps every super-packet within 65535 bytes", () => {
+    const dgrams = udpBurst(uflow, 1400, 47 * 1400)
+    const { out } = runUdp(dgrams)
+    expectSamePackets(out, [udpMerged(uflow, 1400, 47 * 1400, 0, 46), plainFrame(dgrams[46]!)], same)
+    expect(out[0]!.length - 12).toBe(28 + 46 * 1400)
+  })
+
+  it("never merges a datagram without a checksum (IPv4 checksum 0), and passes it through unchanged", () => {
+    const dgrams = udpBurst(uflow, 64, 5 * 64)
+    dgrams[2] = datagram(uflow, 2, 64, { payload: patternedFrom(5 * 64, 0).subarray(128, 192), checksum: "none" })
+    expectSamePackets(
+      runUdp(dgrams).out,
+      [udpMerged(uflow, 64, 5 * 64, 0, 2), plainFrame(dgrams[2]!), udpMerged(uflow, 64, 5 * 64, 3, 2)],
+      same
+    )
+    // Not even when 0 happens to be right: the sum of the datagram is 0xffff, so its checksum is computed as 0 and sent
+    // as 0xffff; sent as 0 it means "no checksum" (IPv4) or is invalid (IPv6), and segmenting would change it.
+    for (const s of [uflow, uflow6]) {
+      const l4 = udpL4Of(s)
+      const zeroSum = (i: number, checksum: "full" | "none") => {
+        const payload = patternedFrom(64, i * 64)
+        payload[62] = 0
+        payload[63] = 0
+        const probe = datagram(s, i, 64, { payload })
+        payload[62] = probe[l4 + 6]!
+        payload[63] = probe[l4 + 7]!
+        return datagram(s, i, 64, { payload, checksum })
+      }
+      const sent = [0, 1, 2].map((i) => zeroSum(i, "full"))
+      expect(sent.map((p) => (p[l4 + 6]! << 8) | p[l4 + 7]!)).toEqual([0xffff, 0xffff, 0xffff])
+      expect(runUdp(sent).out.length).toBe(1)
+      const zero = [0, 1, 2].map((i) => zeroSum(i, "none"))
+      expectSamePackets(runUdp(zero).out, zero.map(plainFrame), same)
+    }
+    for (const s of [uflow, uflow6]) {
+      const none = [0, 1, 2].map((i) => datagram(s, i, 64, { checksum: "none" }))
+      const { merged: n, out } = runUdp(none)
+      expect(n).toBe(0)
+      expectSamePackets(out, none.map(plainFrame), same)
+    }
+  })
+
+  it("merges only consecutive runs of a flow: interleaved flows stay apart", () => {
+    const b = { ...uflow, sport: 40405, id: 0x900 }
+    const a0 = datagram(uflow, 0, 64)
+    const a1 = datagram(uflow, 1, 64)
+    const b0 = datagram(b, 0, 64)
+    const b1 = datagram(b, 1, 64)
+    expectSamePackets(runUdp([a0, b0, a1, b1]).out, [a0, b0, a1, b1].map(plainFrame), same)
+    const runs = [a0, a1, datagram(uflow, 2, 64), b0, b1]
+    const { out } = runUdp(runs)
+    expect(out.length).toBe(2)
+    expectSamePackets(out.flatMap(kernelSegments), runs, same)
+  })
+
+  it("splits where a field that must match differs", () => {
+    const changes: ReadonlyArray<UdpSpec> = [
+      { tos: 3 },
+      { ttl: 63 },
+      { df: false },
+      { src: "192.0.2.11" },
+      { dst: "198.51.100.21" },
+      { sport: 1 },
+      { dport: 53 }
+    ]
+    for (const change of changes) {
+      const dgrams = udpBurst(uflow, 64, 3 * 64)
+      dgrams[2] = datagram(uflow, 2, 64, { payload: patternedFrom(3 * 64, 0).subarray(128), ...change })
+      expectSamePackets(runUdp(dgrams).out, [udpMerged(uflow, 64, 3 * 64, 0, 2), plainFrame(dgrams[2]!)], same)
+    }
+    for (const change of [{ tos: 1 }, { flow: 0x54321 }, { ttl: 1 }, { src: "2001:db8:1::11" }] as const) {
+      const dgrams = udpBurst(uflow6, 64, 3 * 64)
+      dgrams[2] = datagram(uflow6, 2, 64, { payload: patternedFrom(3 * 64, 0).subarray(128), ...change })
+      expectSamePackets(runUdp(dgrams).out, [udpMerged(uflow6, 64, 3 * 64, 0, 2), plainFrame(dgrams[2]!)], same)
+    }
+  })
+
+  it("does not merge IPv4 options, extension headers, fragments, a wrong UDP length, empty datagrams", () => {
+    const cases: ReadonlyArray<ReadonlyArray<Uint8Array>> = [
+      udpBurst({ ...uflow, ipOptions: new Uint8Array([1, 1, 1, 0]) }, 64, 128),
+      udpBurst({ ...uflow6, hopByHop: true }, 64, 128),
+      [0, 1].map((i) => datagram(uflow, i, 64, { udpLength: 8 + 60 })),
+      [0, 1].map((i) => datagram(uflow, i, 0)),
+      [0, 1].map((i) => datagram(uflow6, i, 0)),
+      udpBurst(uflow, 64, 128).map((p) => {
+        const q = p.slice()
+        q[6]! |= 0x20 // MF
+        return fixV4Checksum(q)
+      })
+    ]
+    for (const dgrams of cases) expectSamePackets(runUdp(dgrams).out, dgrams.map(plainFrame), same)
+  })
+
+  it("merges no UDP unless asked to", () => {
+    const dgrams = udpBurst(uflow, 64, 10 * 64)
+    const { merged: n, out } = run(dgrams)
+    expect(n).toBe(0)
+    expectSamePackets(out, dgrams.map(plainFrame), same)
+  })
+
+  it("merges TCP and UDP runs of one batch, each with its own header", () => {
+    const tcp = burst(flow, 500, 1500)
+    const udp = udpBurst(uflow6, 64, 3 * 64)
+    const more = burst({ ...flow, seq: flow.seq! + 1500, id: 0x103 }, 500, 1000)
+    const { merged: n, out } = runUdp([...tcp, ...udp, ...more])
+    expect(n).toBe(8)
+    expect(out.map((f) => VirtioNet.gsoType(f))).toEqual([1, 5, 1])
+    expectSamePackets(out.slice(0, 2), [merged(flow, 500, 1500, 0, 3), udpMerged(uflow6, 64, 3 * 64, 0, 3)], same)
+  })
+
+  it("builds UDP super-packets in buffers of their own when the arena is full", () => {
+    const dgrams = udpBurst(uflow, 64, 20 * 64)
+    expectSamePackets(runUdp(dgrams, 0, 100).out, [udpMerged(uflow, 64, 20 * 64, 0, 20)], same)
+  })
+})
+
+/** UDP datagram mutations for the batch properties. */
+type UdpEdit = "none" | "bad-checksum" | "no-checksum" | "drop" | "swap" | "id-gap" | "tcp" | "longer"
+
+const arbUdpBatchOf = (maxCount: number, maxSize: number) => fc.record({
+  flows: fc.array(arbUdpFlow, { minLength: 1, maxLength: 3 }),
+  size: fc.integer({ min: 1, max: maxSize }),
+  bursts: fc.array(
+    fc.record({
+      // Mostly short bursts; now and then one long enough to reach the 64-datagram limit.
+      count: fc.oneof(
+        { arbitrary: fc.integer({ min: 1, max: 12 }), weight: 6 },
+        { arbitrary: fc.integer({ min: 1, max: maxCount }), weight: 1 }
+      ),
+      short: fc.nat()
+    }),
+    { minLength: 1, maxLength: 4 }
+  ),
+  edits: fc.array(
+    fc.record({
+      at: fc.nat(),
+      edit: fc.constantFrom<UdpEdit>("none", "bad-checksum", "no-checksum", "drop", "swap", "id-gap", "tcp", "longer")
+    }),
+    { maxLength: 4 }
+  )
+})
+
+type UdpBatch = typeof arbUdpBatchOf extends (...args: never) => fc.Arbitrary<infer T> ? T : never
+
+/** Bursts of one to three UDP flows in a row (each burst's last datagram maybe shorter), then a few edits. */
+const makeUdpBatch = ({ bursts, edits, flows, size }: UdpBatch) => {
+  const packets: Array<Uint8Array> = []
+  bursts.forEach(({ count, short }, i) => {
+    const f = flows[i % flows.length]!
+    const total = count * size - (short % size)
+    packets.push(...udpBurst({ ...f, id: (f.id + i * 1000) & 0xffff }, size, total, i * 7919))
+  })
+  for (const { at, edit } of edits) {
+    if (packets.length === 0) break
+    const i = at % packets.length
+    const p = packets[i]!
+    const l4 = p[0]! >>> 4 === 6 ? 40 : 20
+    if (edit === "bad-checksum") p[l4 + 6] ^= 0x10
+    else if (edit === "no-checksum") {
+      if (l4 === 20) {
+        p[26] = 0
+        p[27] = 0
+      }
+    } else if (edit === "drop") packets.splice(i, 1)
+    else if (edit === "swap" && i + 1 < packets.length) packets.splice(i, 2, packets[i + 1]!, p)
+    else if (edit === "id-gap" && l4 === 20) {
+      p[4] = (p[4]! + 1) & 0xff
+      fixV4Checksum(p)
+    } else if (edit === "tcp") packets.splice(i, 0, tcpPacket({ payload: patternedFrom(20, i) }))
+    else if (edit === "longer") {
+      const f = flows[0]!
+      packets.splice(i, 0, udpPacket({ ...f, id: (f.id + i) & 0xffff, payload: patternedFrom(size + 1, i) }))
+    }
+  }
+  return packets
+}
+
+/** The groups a clean burst must be cut into: 64 datagrams at most, 65535 bytes at most. */
+const expectedGroups = (count: number, size: number, headerLength: number): Array<number> => {
+  const groups: Array<number> = []
+  let left = count
+  const perGroup = Math.min(64, Math.floor((0xffff - headerLength) / size))
+  while (left > 0) {
+    groups.push(Math.min(perGroup, left))
+    left -= perGroup
+  }
+  return groups
+}
+
+describe("Gro properties, UDP", () => {
+  it.prop(
+    "segment(coalesce(x)) is x byte for byte; super-packets are what the kernel takes",
+    { batch: arbUdpBatchOf(80, 120) },
+    ({ batch }) => {
+      const packets = makeUdpBatch(batch)
+      const originals = packets.map((p) => p.slice())
+      const { out } = runUdp(packets.map((p) => withHeadroom(p)), 20)
+      const again: Array<Uint8Array> = []
+      const arena = Arena.make(1 << 17)
+      const hdr = VirtioNet.makeHeader()
+      for (const frame of out) {
+        VirtioNet.read(frame, 0, hdr)
+        if (hdr.gsoType === VirtioNet.GsoType.UdpL4) {
+          const l4 = hdr.csumStart
+          expect([hdr.flags, hdr.csumOffset, hdr.hdrLen]).toEqual([1, 6, l4 + 8])
+          const payload = frame.length - 12 - hdr.hdrLen
+          expect(payload).toBeGreaterThan(hdr.gsoSize)
+          expect(Math.ceil(payload / hdr.gsoSize)).toBeLessThanOrEqual(64)
+          expect(frame.length - 12).toBeLessThanOrEqual(0xffff)
+          const whole = frame.slice(12)
+          VirtioNet.finishChecksum(whole, hdr)
+          expect(udpChecksumValid(whole, l4)).toBe(true)
+          expectSamePackets(kernelSegments(frame), expectedUdpSegmentsOf(frame), same)
+        }
+        expect(Gso.segment(frame.slice(12), hdr, again, arena)).toBeGreaterThan(0)
+      }
+      expectSamePackets(again, originals, same)
+      if (batch.edits.length === 0 && batch.flows.length === 1 && batch.bursts.length === 1) {
+        // A clean burst: merged as far as the limits allow.
+        const f = batch.flows[0]!
+        const { count, short } = batch.bursts[0]!
+        const total = count * batch.size - (short % batch.size)
+        const groups = expectedGroups(count, batch.size, udpL4Of(f) + 8)
+        let first = 0
+        const expected = groups.map((n) => {
+          const frame = n === 1
+            ? plainFrame(originals[first]!)
+            : udpMerged(f, batch.size, total, first, n)
+          first += n
+          return frame
+        })
+        expectSamePackets(out, expected, same)
+      }
+    },
+    { fastCheck: { numRuns: 10_000 }, timeout: 180_000 }
+  )
+
+  /** Valid UDP bursts with random bytes changed, packets cut short, and random byte strings put in between. */
+  const arbUdpNoise = fc.record({
+    // Small: every byte read goes through the guard.
+    batch: arbUdpBatchOf(16, 24),
+    pokes: fc.array(fc.record({ at: fc.nat(), offset: fc.nat(), value: fc.nat(255), cut: fc.boolean() }), {
+      maxLength: 4
+    }),
+    junk: fc.array(fc.record({ at: fc.nat(), bytes: fc.uint8Array({ maxLength: 80 }) }), { maxLength: 3 })
+  }).map(({ batch, junk, pokes }) => {
+    const packets = makeUdpBatch(batch)
+    for (const { at, cut, offset, value } of pokes) {
+      if (packets.length === 0) break
+      const i = at % packets.length
+      const p = packets[i]!
+      if (cut) packets[i] = p.slice(0, offset % (p.length + 1))
+      else p[offset % p.length] = value
+    }
+    for (const { at, bytes } of junk) packets.splice(at % (packets.length + 1), 0, bytes)
+    return packets
+  })
+
+  it.prop(
+    "never throws nor reads outside the packets, and writes only headers the kernel accepts",
+    { packets: arbUdpNoise, headroom: fc.constantFrom(0, 20) },
+    ({ headroom, packets }) => {
+      const input = packets.map((p) => guarded(headroom === 0 ? p : withHeadroom(p)))
+      const originals = packets.map((p) => p.slice())
+      const { out } = runUdp(input, headroom)
+      expect(out.length).toBeLessThanOrEqual(input.length)
+      const hdr = VirtioNet.makeHeader()
+      for (const o of out) {
+        VirtioNet.read(o, 0, hdr)
+        if (hdr.gsoType === 0) {
+          expect(hdr).toEqual(VirtioNet.makeHeader())
+        } else if (hdr.gsoType === VirtioNet.GsoType.UdpL4) {
+          const v6 = o[12]! >>> 4 === 6
+          expect([hdr.flags, hdr.csumStart, hdr.csumOffset, hdr.hdrLen]).toEqual([1, v6 ? 40 : 20, 6, v6 ? 48 : 28])
+          expect(o.length - 12 - hdr.hdrLen).toBeGreaterThan(hdr.gsoSize)
+          expect(o.length - 12).toBeLessThanOrEqual(0xffff)
+        } else {
+          expect([VirtioNet.GsoType.TcpV4, VirtioNet.GsoType.TcpV6]).toContain(hdr.gsoType)
+        }
+      }
+      // The packets' own bytes are never written.
+      expect(input.every((p, i) => Buffer.from(p.slice()).equals(originals[i]!))).toBe(true)
+    },
+    { fastCheck: { numRuns: 10_000 }, timeout: 120_000 }
+  )
+})
+
+/** The reference datagrams a UDP_L4 frame stands for, rebuilt from its first datagram's fields. */
+const expectedUdpSegmentsOf = (frame: Uint8Array): Array<Uint8Array> => {
+  const ip = frame.subarray(12)
+  const dv = new DataView(ip.buffer, ip.byteOffset)
+  const v6 = ip[0]! >>> 4 === 6
+  const l4 = v6 ? 40 : 20
+  const spec: UdpSpec = v6
+    ? {
+      v6,
+      tos: (dv.getUint32(0) >>> 20) & 0xff,
+      flow: dv.getUint32(0) & 0xfffff,
+      ttl: ip[7]!,
+      src: Buffer.from(ip.subarray(8, 24)).toString("hex").replace(/(.{4})(?!$)/g, "$1:"),
+      dst: Buffer.from(ip.subarray(24, 40)).toString("hex").replace(/(.{4})(?!$)/g, "$1:")
+    }
+    : {
+      tos: ip[1]!,
+      id: dv.getUint16(4),
+      df: (ip[6]! & 0x40) !== 0,
+      ttl: ip[8]!,
+      src: Array.from(ip.subarray(12, 16)).join("."),
+      dst: Array.from(ip.subarray(16, 20)).join(".")
+    }
+  return expectedUdpSegments({
+    ...spec,
+    sport: dv.getUint16(l4),
+    dport: dv.getUint16(l4 + 2),
+    payload: ip.subarray(l4 + 8)
+  }, VirtioNet.gsoSize(frame))
+}

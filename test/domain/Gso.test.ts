@@ -24,6 +24,13 @@ import {
   tcpPacket,
   type TcpSpec,
   timestamps,
+  arbUdpFlow,
+  expectedUdpSegments,
+  udpChecksumValid,
+  udpL4Of,
+  udpPacket,
+  udpSuperFrame,
+  type UdpSpec,
   vnet
 } from "./offloadRef.js"
 
@@ -139,8 +146,10 @@ describe("Gso.segment", () => {
     const cases: Array<[Uint8Array, number]> = [
       // A TCPv6 gso_type on an IPv4 packet.
       [concat(vnet({ flags: 1, gsoType: 4, gsoSize: 1448 }), v4.subarray(12)), Gso.GsoError.BadHeader],
-      // UDP segmentation was not offered.
-      [concat(vnet({ gsoType: 5, gsoSize: 1448 }), v4.subarray(12)), Gso.GsoError.Unsupported],
+      // UDP_L4 on a TCP packet.
+      [concat(vnet({ flags: 1, gsoType: 5, gsoSize: 1448 }), v4.subarray(12)), Gso.GsoError.BadHeader],
+      // UDP fragmentation offload (UFO) is never offered.
+      [concat(vnet({ gsoType: 3, gsoSize: 1448 }), v4.subarray(12)), Gso.GsoError.Unsupported],
       // gso_size 0
       [concat(vnet({ gsoType: 1 }), v4.subarray(12)), Gso.GsoError.BadHeader],
       // The IPv4 total length says more than was read.
@@ -266,6 +275,216 @@ describe("Gso properties", () => {
   )
 })
 
+describe("Gso.segment, UDP (gso_type UDP_L4)", () => {
+  const flood: UdpSpec = { id: 0x4000, payload: patternedFrom(20 * 64, 3) }
+
+  it("cuts an IPv4 super-packet of twenty 64-byte datagrams, numbering their IDs as inet_gso_segment does", () => {
+    const { out, result } = run(udpSuperFrame(flood, 64))
+    expect(result).toBe(20)
+    expectSamePackets(out, expectedUdpSegments(flood, 64), (a, b) => expect(a).toEqual(b))
+    expect(out.map((s) => (s[4]! << 8) | s[5]!)).toEqual(Array.from({ length: 20 }, (_, k) => 0x4000 + k))
+    for (const s of out) {
+      expect(s.length).toBe(20 + 8 + 64)
+      expect((s[24]! << 8) | s[25]!).toBe(72)
+      expect(udpChecksumValid(s, 20)).toBe(true)
+    }
+  })
+
+  it("makes the last datagram shorter, with its own lengths", () => {
+    const spec: UdpSpec = { payload: patternedFrom(1000, 9) }
+    const { out } = run(udpSuperFrame(spec, 300))
+    expect(out.map((s) => s.length)).toEqual([328, 328, 328, 128])
+    expect(out.map((s) => (s[24]! << 8) | s[25]!)).toEqual([308, 308, 308, 108])
+    expect(copies(out)).toEqual(expectedUdpSegments(spec, 300))
+  })
+
+  it("cuts an IPv6 super-packet with an odd size and an odd length, told apart by the version nibble", () => {
+    const spec: UdpSpec = { v6: true, tos: 0xb8, flow: 0xfedcb, payload: patternedFrom(10_001, 1) }
+    const { out, result } = run(udpSuperFrame(spec, 1233))
+    expect(result).toBe(9)
+    expect(copies(out)).toEqual(expectedUdpSegments(spec, 1233))
+    expect(out[8]!.length).toBe(48 + 10_001 - 8 * 1233)
+    for (const s of out) expect(udpChecksumValid(s, 40)).toBe(true)
+  })
+
+  it("copies IPv4 options and an IPv6 hop-by-hop header into every datagram", () => {
+    for (const spec of [
+      { ipOptions: new Uint8Array([0x94, 4, 0, 0]), payload: patternedFrom(700, 0) },
+      { v6: true, hopByHop: true, payload: patternedFrom(700, 0) }
+    ] satisfies ReadonlyArray<UdpSpec>) {
+      const { out } = run(udpSuperFrame(spec, 250))
+      expect(out.length).toBe(3)
+      expect(copies(out)).toEqual(expectedUdpSegments(spec, 250))
+      for (const s of out) expect(udpChecksumValid(s, udpL4Of(spec))).toBe(true)
+    }
+  })
+
+  it("wraps the IPv4 ID", () => {
+    const spec: UdpSpec = { id: 0xfffe, df: false, payload: patternedFrom(400, 0) }
+    const { out } = run(udpSuperFrame(spec, 100))
+    expect(out.map((s) => (s[4]! << 8) | s[5]!)).toEqual([0xfffe, 0xffff, 0, 1])
+    expect(copies(out)).toEqual(expectedUdpSegments(spec, 100))
+  })
+
+  it("sends a computed checksum of 0 as 0xffff (RFC 768, RFC 8200 8.1)", () => {
+    for (const v6 of [false, true]) {
+      // The second datagram's last word is chosen so that its checksum comes out 0: the field value of the same
+      // datagram with that word 0 (adding x to a sum whose complement is x gives 0xffff).
+      const payload = patternedFrom(200, 5)
+      payload[198] = 0
+      payload[199] = 0
+      const probe = udpPacket({ v6, id: 0x4001, payload: payload.subarray(100) })
+      const l4 = v6 ? 40 : 20
+      payload[198] = probe[l4 + 6]!
+      payload[199] = probe[l4 + 7]!
+      const spec: UdpSpec = { v6, id: 0x4000, payload }
+      const { out } = run(udpSuperFrame(spec, 100))
+      expect((out[1]![l4 + 6]! << 8) | out[1]![l4 + 7]!).toBe(0xffff)
+      expect(udpChecksumValid(out[1]!, l4)).toBe(true)
+      expect(copies(out)).toEqual(expectedUdpSegments(spec, 100))
+    }
+  })
+
+  it("passes a super-packet that fits one datagram through in place, its length and checksum completed", () => {
+    for (const v6 of [false, true]) {
+      const spec: UdpSpec = { v6, payload: patternedFrom(64, 0) }
+      const { out, packet, result } = run(udpSuperFrame(spec, 64))
+      expect(result).toBe(1)
+      expect(out[0]).toBe(packet)
+      expect(packet).toEqual(udpPacket(spec))
+    }
+    // A UDP header and nothing else.
+    const empty = run(udpSuperFrame({ payload: new Uint8Array(0) }, 64))
+    expect(empty.result).toBe(1)
+    expect(empty.packet).toEqual(udpPacket({ payload: new Uint8Array(0) }))
+  })
+
+  it("gives each datagram HEADROOM bytes in front of it", () => {
+    const { out } = run(udpSuperFrame(flood, 64))
+    for (const s of out) expect(s.byteOffset).toBeGreaterThanOrEqual(HEADROOM)
+  })
+
+  it("refuses what it cannot segment, appends nothing and leaves the packet unchanged", () => {
+    const good = udpSuperFrame(flood, 64)
+    const hdr = good.subarray(0, 12)
+    const ip = good.subarray(12)
+    const withIp = (edit: (p: Uint8Array) => void, length = ip.length) => {
+      const p = ip.slice(0, length)
+      edit(p)
+      return concat(hdr, p)
+    }
+    const setLength4 = (p: Uint8Array) => {
+      p[2] = p.length >>> 8
+      p[3] = p.length & 0xff
+    }
+    const cases: Array<[string, Uint8Array, number]> = [
+      ["a UDP header cut short", withIp(setLength4, 25), Gso.GsoError.Truncated],
+      ["no UDP header at all", withIp(setLength4, 20), Gso.GsoError.Truncated],
+      ["IPv4 options running past the end", withIp((p) => (p[0] = 0x4f), 40), Gso.GsoError.Truncated],
+      ["an IHL below 5", withIp((p) => (p[0] = 0x44)), Gso.GsoError.BadHeader],
+      ["a total length that disagrees with the bytes", withIp(() => {}, ip.length - 1), Gso.GsoError.Truncated],
+      ["gso_size 0", concat(vnet({ flags: 1, gsoType: 5, csumStart: 20, csumOffset: 6 }), ip), Gso.GsoError.BadHeader],
+      ["the ECN bit", concat(vnet({ flags: 1, gsoType: 0x85, gsoSize: 64 }), ip), Gso.GsoError.BadHeader],
+      ["an IPv4 fragment", withIp((p) => (p[6] = 0x20)), Gso.GsoError.BadHeader],
+      ["not UDP", withIp((p) => (p[9] = 6)), Gso.GsoError.BadHeader],
+      ["version 5", withIp((p) => (p[0] = 0x55)), Gso.GsoError.BadHeader],
+      ["an empty packet", concat(hdr), Gso.GsoError.Truncated],
+      ["a TCPv6 packet", concat(hdr, tcpPacket({ v6: true, payload: new Uint8Array(300) })), Gso.GsoError.Unsupported]
+    ]
+    const v6 = udpSuperFrame({ v6: true, payload: patternedFrom(300, 0) }, 100)
+    const short6 = v6.slice(0, 12 + 44)
+    short6[12 + 5] = 4
+    cases.push(["an IPv6 UDP header cut short", short6, Gso.GsoError.Truncated])
+    const routed = v6.slice()
+    routed[12 + 6] = 43
+    cases.push(["an IPv6 routing header", routed, Gso.GsoError.Unsupported])
+    const longExt = udpSuperFrame({ v6: true, hopByHop: true, payload: patternedFrom(300, 0) }, 100)
+    longExt[12 + 41] = 200
+    cases.push(["an extension header running past the end", longExt, Gso.GsoError.Truncated])
+    for (const [what, frame, error] of cases) {
+      const before = frame.slice()
+      const { out, result } = run(frame)
+      expect(result, what).toBe(error)
+      expect(out, what).toEqual([])
+      expect(frame, what).toEqual(before)
+    }
+  })
+
+  it("is used by segmentBatch", () => {
+    const out: Array<Uint8Array> = []
+    const frames = [udpSuperFrame(flood, 64), plainFrame(udpPacket({ v6: true })), concat(vnet({ gsoType: 5 }))]
+    expect(Gso.segmentBatch(frames, out, Arena.make(1 << 16))).toBe(1)
+    expect(copies(out)).toEqual([...expectedUdpSegments(flood, 64), udpPacket({ v6: true })])
+  })
+})
+
+describe("Gso properties, UDP", () => {
+  it.prop(
+    "datagrams are the reference datagrams: payloads concatenate to the original",
+    {
+      flow: arbUdpFlow,
+      length: fc.integer({ min: 0, max: 6000 }),
+      size: fc.integer({ min: 1, max: 1500 }),
+      seed: fc.nat()
+    },
+    ({ flow, length, seed, size }) => {
+      fc.pre(length / size <= 128)
+      const spec: UdpSpec = { ...flow, payload: patternedFrom(length, seed) }
+      const { out, result } = run(udpSuperFrame(spec, size), 1 << 17)
+      const expected = expectedUdpSegments(spec, size)
+      expect(result).toBe(expected.length)
+      expectSamePackets(out, expected, (a, b) => expect(a).toEqual(b))
+      const l4 = udpL4Of(spec)
+      const payloads = concat(...out.map((d) => d.subarray(l4 + 8)))
+      expectSamePackets([payloads], [spec.payload!], (a, b) => expect(a).toEqual(b))
+    },
+    { fastCheck: { numRuns: 10_000 }, timeout: 120_000 }
+  )
+
+  /** Random bytes, usually dressed up as an IPv4 or IPv6 UDP super-packet so the later checks run too. */
+  const arbUdpFrame = fc.record({
+    bytes: fc.uint8Array({ maxLength: 300 }),
+    flags: fc.integer({ min: 0, max: 3 }),
+    gsoType: fc.constantFrom(5, 5, 5, 0x85),
+    gsoSize: fc.oneof(fc.integer({ min: 0, max: 40 }), fc.integer({ min: 0, max: 0xffff })),
+    steer: fc.constantFrom("none", "v4", "v6", "v6-ext")
+  }).map((f) => {
+    const b = f.bytes
+    if (f.steer === "v4" && b.length >= 20) {
+      b[0] = 0x40 | (b[0]! & 0x0f)
+      b[2] = b.length >>> 8
+      b[3] = b.length & 0xff
+      b[9] = 17
+      b[6] &= 0x40
+      b[7] = 0
+    } else if (f.steer.startsWith("v6") && b.length >= 40) {
+      b[0] = 0x60 | (b[0]! & 0x0f)
+      b[4] = (b.length - 40) >>> 8
+      b[5] = (b.length - 40) & 0xff
+      b[6] = f.steer === "v6" ? 17 : [0, 60][b[6]! & 1]!
+    }
+    return { ...f, bytes: b }
+  })
+
+  it.prop(
+    "never throws nor reads outside the packet; an error leaves nothing behind",
+    { f: arbUdpFrame },
+    ({ f }) => {
+      const out: Array<Uint8Array> = []
+      const hdr = { ...VirtioNet.makeHeader(), flags: f.flags, gsoType: f.gsoType, gsoSize: f.gsoSize }
+      const before = f.bytes.slice()
+      const result = Gso.segment(guarded(f.bytes), hdr, out, Arena.make(1 << 16))
+      if (result < 0) {
+        expect(out.length).toBe(0)
+        expect(f.bytes).toEqual(before)
+      } else {
+        expect(out.length).toBe(result)
+      }
+    },
+    { fastCheck: { numRuns: 10_000 }, timeout: 60_000 }
+  )
+})
+
 // The reference builder agrees with itself on the one value that is easy to check by hand.
 describe("offload reference builder", () => {
   it("builds the IPv4 header with the documented addresses", () => {
@@ -273,5 +492,14 @@ describe("offload reference builder", () => {
     expect(new DataView(p.buffer).getUint32(12)).toBe(ip4("192.0.2.10"))
     expect(tcpChecksumValid(p, 20)).toBe(true)
     expect(tcpChecksumValid(tcpPacket({ checksum: "bad" }), 20)).toBe(false)
+  })
+
+  it("builds UDP datagrams whose checksum is right, absent or wrong as asked", () => {
+    const p = udpPacket({ payload: patternedFrom(33, 0) })
+    expect(new DataView(p.buffer).getUint32(16)).toBe(ip4("198.51.100.20"))
+    expect(udpChecksumValid(p, 20)).toBe(true)
+    expect(udpChecksumValid(udpPacket({ checksum: "bad" }), 20)).toBe(false)
+    expect(udpChecksumValid(udpPacket({ checksum: "none" }), 20)).toBe(false)
+    expect(udpChecksumValid(udpPacket({ v6: true, hopByHop: true, payload: patternedFrom(9, 1) }), 48)).toBe(true)
   })
 })
