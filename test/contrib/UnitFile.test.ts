@@ -110,7 +110,7 @@ describe("contrib/kiwitun@.service", () => {
   }, 40_000)
 
   it("passes only switches the daemon knows", () => {
-    const help = execFileSync(process.execPath, [Path.join(root, "bin", "kiwitun"), "--help"], { encoding: "utf8" })
+    const help = execFileSync(Path.join(root, "bin", "kiwitun"), ["--help"], { encoding: "utf8" })
     const exec = (one("ExecStart") ?? "").split(/\s+/).filter((w) => w.startsWith("-"))
     for (const flag of exec) expect(help, flag).toContain(flag)
   })
