@@ -85,14 +85,14 @@ describeIntegration("daemon lifecycle", () => {
       expect(links).toEqual(["lo"])
       expect(events).toEqual([])
     }), 60_000)
-  it.scopedLive("bin/kiwitun runs Node with a 1 MiB semi-space; KIWITUN_NODE_FLAGS replaces the flags", () =>
+  it.scopedLive("bin/kiwitun runs Node with a 4 MiB semi-space; KIWITUN_NODE_FLAGS replaces the flags", () =>
     Effect.gen(function*() {
       const cmdline = (pid: number) => Fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0")
       const ns = yield* Netns.namespace
       const plain = yield* Netns.kiwitun(ns, ARGS)
       const argv = cmdline(plain.pid)
       expect(Path.basename(argv[0]!)).toBe("node")
-      expect(argv).toContain("--max-semi-space-size=1")
+      expect(argv).toContain("--max-semi-space-size=4")
       expect(argv.some((a) => a.endsWith(Path.join("dist", "src", "main.js")))).toBe(true)
       yield* plain.signal("SIGTERM")
       yield* plain.exit.pipe(Effect.timeout("5 seconds"))
@@ -103,6 +103,6 @@ describeIntegration("daemon lifecycle", () => {
       const replaced = cmdline(other.pid)
       expect(replaced).toContain("--max-semi-space-size=2")
       expect(replaced).toContain("--stack-size=900")
-      expect(replaced).not.toContain("--max-semi-space-size=1")
+      expect(replaced).not.toContain("--max-semi-space-size=4")
     }), 60_000)
 })
