@@ -12,7 +12,8 @@ import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Effect, Either, Exit, Option } from "effect"
 import * as Control from "./Control.js"
 import * as Daemon from "./Daemon.js"
-import { expandShortOptions } from "./domain/Argv.js"
+import type { SwitchTable } from "./domain/Argv.js"
+import { expandShortOptions, keepLastOccurrence } from "./domain/Argv.js"
 import { decode, DEFAULT_MTU, DEFAULT_REFRESH_MINUTES, DEFAULT_TTL } from "./domain/Config.js"
 import type { RawConfig } from "./domain/Config.js"
 import { formatStatus } from "./domain/Status.js"
@@ -284,7 +285,35 @@ const kiwitun = Command.make("kiwitun", options, runDaemon).pipe(
 
 const cli = Command.run(kiwitun, { name: "kiwitun", version: VERSION })
 
-cli(process.argv.slice(0, 2).concat(expandShortOptions(process.argv.slice(2)))).pipe(
+/** The daemon's switches (above) for `keepLastOccurrence`: a repeated switch counts once, with its last value. */
+const DAEMON_SWITCHES: SwitchTable = {
+  values: new Set([
+    "remote",
+    "local",
+    "ttl",
+    "ifname",
+    "refresh",
+    "pidfile",
+    "user",
+    "control-socket",
+    "log-level",
+    "mtu",
+    "address",
+    "table",
+    "txqueuelen",
+    "icmp-rate",
+    "icmp-burst"
+  ]),
+  flags: new Set(["4in4", "6in4", "no-daemon", "verbose", "no-offload"]),
+  repeatable: new Set(["address"]),
+  aliases: new Map([["4", "4in4"], ["6", "6in4"], ["r", "remote"], ["l", "local"], ["t", "ttl"], ["i", "ifname"], [
+    "d",
+    "no-daemon"
+  ], ["v", "verbose"]])
+}
+
+const words = expandShortOptions(process.argv.slice(2))
+cli(process.argv.slice(0, 2).concat(words[0] === "status" ? words : keepLastOccurrence(words, DAEMON_SWITCHES))).pipe(
   Effect.provide(NodeContext.layer),
   NodeRuntime.runMain({
     disableErrorReporting: true,

@@ -38,3 +38,53 @@ export const expandShortOptions = (argv: ReadonlyArray<string>): Array<string> =
   }
   return out
 }
+
+/** The daemon's switches as the parser knows them: which take a value, which may repeat, and the short aliases. */
+export interface SwitchTable {
+  /** Long names of switches that take a value (`--remote x`, `--remote=x`). */
+  readonly values: ReadonlySet<string>
+  /** Long names of switches without a value. */
+  readonly flags: ReadonlySet<string>
+  /** Long names of switches given more than once on purpose (every occurrence counts). */
+  readonly repeatable: ReadonlySet<string>
+  /** One-letter alias -> long name. */
+  readonly aliases: ReadonlyMap<string, string>
+}
+
+/**
+ * getopt leaves a repeated switch to the program, and the C original keeps the last value (`-r A -r B` talks to B;
+ * `-d -d` is `-d`). The option parser refuses repeats, so all but the last occurrence of a non-repeatable switch are
+ * dropped here, after `expandShortOptions`. Words after `--` and unknown switches are left for the parser.
+ */
+export const keepLastOccurrence = (argv: ReadonlyArray<string>, table: SwitchTable): Array<string> => {
+  // each switch occurrence as [start, length] in argv, keyed by its long name
+  const groups: Array<{ readonly name: string; readonly start: number; readonly length: number }> = []
+  let end = argv.length
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === "--") {
+      end = i
+      break
+    }
+    let name: string | undefined
+    let attached = false
+    if (arg.startsWith("--")) {
+      const eq = arg.indexOf("=")
+      name = eq > 2 ? arg.slice(2, eq) : arg.slice(2)
+      attached = eq > 2
+    } else if (arg.length === 2 && arg[0] === "-") name = table.aliases.get(arg[1]!)
+    if (name === undefined || !(table.values.has(name) || table.flags.has(name))) continue
+    const takesValue = table.values.has(name)
+    const length = takesValue && !attached && i + 1 < argv.length ? 2 : 1
+    groups.push({ name, start: i, length })
+    i += length - 1
+  }
+  const last = new Map<string, number>()
+  groups.forEach((g, index) => last.set(g.name, index))
+  const drop = new Set<number>()
+  groups.forEach((g, index) => {
+    if (table.repeatable.has(g.name) || last.get(g.name) === index) return
+    for (let k = 0; k < g.length; k++) drop.add(g.start + k)
+  })
+  return argv.filter((_, i) => i >= end || !drop.has(i))
+}

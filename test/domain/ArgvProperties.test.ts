@@ -5,7 +5,8 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { FastCheck as fc } from "effect"
-import { expandShortOptions } from "../../src/domain/Argv.js"
+import type { SwitchTable } from "../../src/domain/Argv.js"
+import { expandShortOptions, keepLastOccurrence } from "../../src/domain/Argv.js"
 
 const RUNS = { fastCheck: { numRuns: 10_000 } } as const
 
@@ -92,6 +93,48 @@ describe("expandShortOptions: properties", () => {
     const end = words.indexOf("--")
     if (end >= 0 && words.slice(0, end).every((w) => !w.startsWith("-") || w.startsWith("--"))) {
       expect(out.slice(end)).toEqual(words.slice(end))
+    }
+  }, RUNS)
+})
+
+const TABLE: SwitchTable = {
+  values: new Set(["remote", "ifname", "address"]),
+  flags: new Set(["4in4", "no-daemon"]),
+  repeatable: new Set(["address"]),
+  aliases: new Map([["4", "4in4"], ["r", "remote"], ["i", "ifname"], ["d", "no-daemon"]])
+}
+const switchWord = fc.constantFrom("-4", "-d", "-r", "-i", "--remote", "--remote=192.0.2.9", "--4in4", "--address",
+  "--address=2001:db8::1/64", "--no-daemon", "--ifname=ktun1", "--", "status", "--other")
+
+describe("keepLastOccurrence: properties", () => {
+  it.prop("keeps an in-order subsequence with every switch once (--address aside), and is idempotent", {
+    words: fc.array(fc.oneof(switchWord, switchWord, fc.string({ maxLength: 6 })), { maxLength: 12 })
+  }, ({ words }) => {
+    const out = keepLastOccurrence(words, TABLE)
+    // a subsequence: every output word found in order in the input
+    let at = 0
+    for (const w of out) {
+      while (at < words.length && words[at] !== w) at++
+      expect(at).toBeLessThan(words.length)
+      at++
+    }
+    expect(keepLastOccurrence(out, TABLE)).toEqual(out)
+    // before "--", known switches other than --address occur once; values are skipped as getopt would
+    const seen = new Set<string>()
+    for (let i = 0; i < out.length; i++) {
+      const w = out[i]!
+      if (w === "--") break
+      const name = w.startsWith("--")
+        ? w.slice(2).split("=")[0]!
+        : w.length === 2 && w[0] === "-"
+        ? TABLE.aliases.get(w[1]!) ?? ""
+        : ""
+      if (!(TABLE.values.has(name) || TABLE.flags.has(name))) continue
+      if (name !== "address") {
+        expect(seen.has(name), out.join(" ")).toBe(false)
+        seen.add(name)
+      }
+      if (TABLE.values.has(name) && !w.includes("=")) i++
     }
   }, RUNS)
 })

@@ -105,4 +105,15 @@ describeIntegration("daemon lifecycle", () => {
       expect(replaced).toContain("--stack-size=900")
       expect(replaced).not.toContain("--max-semi-space-size=4")
     }), 60_000)
+  it.scopedLive("a repeated switch counts once, with its last value, as with getopt", () =>
+    Effect.gen(function*() {
+      const ns = yield* Netns.namespace
+      const args = ["-4", "-d", "-r", "192.0.2.9", "-i", "ktun0", "--mtu", "1400", "-r192.0.2.2", "--mtu=1300", "-d"]
+      const daemon = yield* Netns.kiwitun(ns, args)
+      const up = (yield* daemon.lines).find((l) => /tunnel up/.test(l)) ?? ""
+      expect(up).toMatch(/remote=192\.0\.2\.2\b/)
+      expect(up).toMatch(/mtu=1300\b/)
+      const link = yield* Netns.link(ns, "ktun0")
+      expect(Option.map(link, (l) => l.mtu)).toEqual(Option.some(1300))
+    }), 60_000)
 })
