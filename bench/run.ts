@@ -18,6 +18,7 @@ import { existsSync } from "node:fs"
 import { mkdir, readFile, writeFile } from "node:fs/promises"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { fileURLToPath } from "node:url"
 import * as Netns from "../scripts/lib/Netns.js"
 import * as Iperf from "./lib/Iperf.js"
 import type { BenchOptions } from "./lib/Options.js"
@@ -53,6 +54,7 @@ const FIGURES = [
 type Figure = (typeof FIGURES)[number]["key"]
 
 const SETTLE = "500 millis"
+const threadedDaemon = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "lib", "ThreadedDaemon.js")
 /** From the daemons' start to the idle measurement (see there). */
 const IDLE_SETTLE = "15 seconds"
 const PING_INTERVAL_S = 0.01
@@ -166,7 +168,10 @@ const program = (opts: BenchOptions) =>
         `${machine.iperf3}, commit ${machine.commit}, load average ${loadStart.map((l) => l.toFixed(2)).join(" ")}`
     )
 
-    const { a, b } = yield* Netns.twoHosts({ extraArgs: opts.daemonArgs })
+    const { a, b } = yield* Netns.twoHosts({
+      extraArgs: opts.daemonArgs,
+      ...(opts.threaded ? { command: [process.execPath, "--max-semi-space-size=4", threadedDaemon] } : {})
+    })
     const daemonA = yield* Netns.daemonOf(a)
     const daemonB = yield* Netns.daemonOf(b)
     yield* checkDaemonPid(daemonA.pid)

@@ -51,7 +51,16 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
 export type TunnelDeps = TunDevice | RawSockets | HostAddresses | RouteTable | Resolver
 
-export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelError, TunnelDeps | Scope.Scope> =>
+/** Which directions this instance runs (both by default; one each when two threads share the device). */
+export interface Directions {
+  readonly encap: boolean
+  readonly decap: boolean
+}
+
+export const make = (
+  cfg: TunnelConfig,
+  directions: Directions = { encap: true, decap: true }
+): Effect.Effect<Tunnel["Type"], TunnelError, TunnelDeps | Scope.Scope> =>
   Effect.gen(function*() {
     const tun = yield* TunDevice
     const rawSockets = yield* RawSockets
@@ -272,12 +281,14 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Tunnel["Type"], TunnelErr
         Effect.forkScoped
       )
 
-    yield* supervise(
-      "encap",
-      Stream.repeatEffectChunk(Effect.mapError(tun.readBatch, deviceError)).pipe(Stream.runForEachChunk(encapChunk))
-    )
-    if (sock4 !== undefined) yield* supervise("decap-4in4", decapPipeline(sock4))
-    if (sock41 !== undefined) yield* supervise("decap-6in4", decapPipeline(sock41))
+    if (directions.encap) {
+      yield* supervise(
+        "encap",
+        Stream.repeatEffectChunk(Effect.mapError(tun.readBatch, deviceError)).pipe(Stream.runForEachChunk(encapChunk))
+      )
+    }
+    if (directions.decap && sock4 !== undefined) yield* supervise("decap-4in4", decapPipeline(sock4))
+    if (directions.decap && sock41 !== undefined) yield* supervise("decap-6in4", decapPipeline(sock41))
 
     const counters = Effect.sync(() => snapshot(metrics))
     yield* Effect.addFinalizer(() =>

@@ -12,6 +12,8 @@ export interface BenchOptions {
   readonly quick: boolean
   /** Extra arguments for both daemons (e.g. a switch under evaluation). */
   readonly daemonArgs: ReadonlyArray<string>
+  /** Run bench/lib/ThreadedDaemon (one worker thread per direction) instead of kiwitun. */
+  readonly threaded: boolean
 }
 
 export const DEFAULTS: BenchOptions = {
@@ -20,7 +22,8 @@ export const DEFAULTS: BenchOptions = {
   idleSeconds: 10,
   pings: 200,
   quick: false,
-  daemonArgs: []
+  daemonArgs: [],
+  threaded: false
 }
 /** `--quick`: a smoke test of the whole benchmark, not a measurement. */
 export const QUICK: BenchOptions = { ...DEFAULTS, duration: 2, repetitions: 1, idleSeconds: 2, pings: 50, quick: true }
@@ -36,6 +39,8 @@ export const usage = [
   `  --idle S           seconds of the idle CPU measurement, default ${DEFAULTS.idleSeconds} (env KIWITUN_BENCH_IDLE)`,
   `  --pings N          pings per RTT figure, 10 ms apart, default ${DEFAULTS.pings} (env KIWITUN_BENCH_PINGS)`,
   "  --daemon-args ARGS extra arguments for both daemons, split at spaces (env KIWITUN_BENCH_DAEMON_ARGS)",
+  "  --threaded         the data path in one worker thread per direction (bench/lib/ThreadedDaemon) instead of",
+  "                     kiwitun's main event loop (env KIWITUN_BENCH_THREADED=1)",
   "",
   "Flags win over the environment, which wins over --quick's values."
 ].join("\n")
@@ -64,11 +69,16 @@ export const parse = (
   const given: Partial<Record<Numeric, number>> = {}
   let daemonArgs: string | undefined
   let quick = env["KIWITUN_BENCH_QUICK"] === "1" || env["KIWITUN_BENCH_QUICK"] === "true"
+  let threaded = env["KIWITUN_BENCH_THREADED"] === "1" || env["KIWITUN_BENCH_THREADED"] === "true"
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === "--help" || arg === "-h") return Either.left("help")
     if (arg === "--quick") {
       quick = true
+      continue
+    }
+    if (arg === "--threaded") {
+      threaded = true
       continue
     }
     const eq = arg.indexOf("=")
@@ -100,7 +110,7 @@ export const parse = (
     out[key] = n.right
   }
   const args = (daemonArgs ?? env["KIWITUN_BENCH_DAEMON_ARGS"] ?? "").split(/\s+/).filter((a) => a.length > 0)
-  return Either.right({ ...out, quick, daemonArgs: args })
+  return Either.right({ ...out, quick, daemonArgs: args, threaded })
 }
 
 export const DATAPLANE_PARTS = ["code", "lean", "layers"] as const

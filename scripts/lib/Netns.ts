@@ -734,6 +734,8 @@ export interface TwoHostsOptions {
   /** Start the daemons (default true). */
   readonly startDaemons?: boolean
   readonly ifname?: string
+  /** The command that starts each daemon (default `kiwitunCommand`). */
+  readonly command?: ReadonlyArray<string>
 }
 
 /**
@@ -797,9 +799,10 @@ export const twoHosts = (options: TwoHostsOptions = {}): Effect.Effect<TwoHosts,
         : [...args, "--control-socket", controlSocketOf(ns)]
     const start = options.startDaemons ?? true
     const [daemonA, daemonB] = start
-      ? yield* Effect.all([kiwitun(nsA, ownSocket(nsA, planA.args)), kiwitun(nsB, ownSocket(nsB, planB.args))], {
-        concurrency: 2
-      }).pipe(
+      ? yield* Effect.all([
+        kiwitun(nsA, ownSocket(nsA, planA.args), options.command ? { command: options.command } : {}),
+        kiwitun(nsB, ownSocket(nsB, planB.args), options.command ? { command: options.command } : {})
+      ], { concurrency: 2 }).pipe(
         Effect.map(([x, y]) => [Option.some(x), Option.some(y)] as const)
       )
       : [Option.none<Process>(), Option.none<Process>()] as const

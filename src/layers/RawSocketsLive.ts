@@ -29,8 +29,10 @@ const SO_EE_ORIGIN_ICMP = 2
 /** errno values after which the socket is unusable. */
 const DEAD: ReadonlySet<number> = new Set([Ffi.Errno.EBADF, Ffi.Errno.ENOTSOCK, Ffi.Errno.EFAULT])
 
-const open = (lib: Ffi.Libc, proto: TunnelProto): Effect.Effect<RawSocket, RawSocketError, Scope.Scope> =>
+/** A configured raw socket for `proto` (IP_HDRINCL, IP_RECVERR, 4 MiB buffers); closed when the scope closes. */
+export const openFd = (proto: TunnelProto): Effect.Effect<number, RawSocketError, Scope.Scope> =>
   Effect.gen(function*() {
+    const lib = Ffi.libc()
     const error = (op: RawSocketError["op"], errno: number, what: string) =>
       new RawSocketError({ op, proto, errno, message: `${what}: ${Ffi.describeErrno(lib, errno)}` })
 
@@ -54,6 +56,21 @@ const open = (lib: Ffi.Libc, proto: TunnelProto): Effect.Effect<RawSocket, RawSo
     if (lib.setsockoptInt(fd, Ffi.SOL_SOCKET, Ffi.SO_SNDBUFFORCE, SOCKET_BUFFER) < 0) {
       lib.setsockoptInt(fd, Ffi.SOL_SOCKET, Ffi.SO_SNDBUF, SOCKET_BUFFER)
     }
+    return fd
+  })
+
+const open = (proto: TunnelProto): Effect.Effect<RawSocket, RawSocketError, Scope.Scope> =>
+  Effect.flatMap(openFd(proto), (fd) => attach(fd, proto))
+
+/**
+ * The service over a raw socket opened elsewhere (by `openFd`, possibly in another thread of this process). Watches
+ * the fd until the scope closes; never closes it.
+ */
+export const attach = (fd: number, proto: TunnelProto): Effect.Effect<RawSocket, RawSocketError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const lib = Ffi.libc()
+    const error = (op: RawSocketError["op"], errno: number, what: string) =>
+      new RawSocketError({ op, proto, errno, message: `${what}: ${Ffi.describeErrno(lib, errno)}` })
 
     const poller = yield* Ffi.makePoller(fd).pipe(
       Effect.mapError((e) => new RawSocketError({ op: "open", proto, errno: e.errno, message: e.message }))
@@ -199,10 +216,7 @@ const open = (lib: Ffi.Libc, proto: TunnelProto): Effect.Effect<RawSocket, RawSo
   })
 
 /** `open(proto)` creates a socket per call, closed with the caller's scope. */
-export const make: Effect.Effect<RawSockets["Type"]> = Effect.sync(() => {
-  const lib = Ffi.libc()
-  return RawSockets.of({ open: (proto) => open(lib, proto) })
-})
+export const make: Effect.Effect<RawSockets["Type"]> = Effect.sync(() => RawSockets.of({ open }))
 
 export const layer: Layer.Layer<RawSockets> = Layer.effect(RawSockets, make)
 

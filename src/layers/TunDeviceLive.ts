@@ -30,6 +30,10 @@ const DEVICE_GONE: ReadonlySet<number> = new Set([
  * device lives as long as its fd).
  */
 export const make = (opts: TunOptions): Effect.Effect<TunDevice["Type"], TunError, Scope.Scope> =>
+  Effect.flatMap(open(opts), attach)
+
+/** Creates, configures and brings up the device; its fd is closed (and the device removed) when the scope closes. */
+export const open = (opts: TunOptions): Effect.Effect<AttachedDevice, TunError, Scope.Scope> =>
   Effect.gen(function*() {
     const lib = Ffi.libc()
     const fail = (op: TunError["op"], errno: number, what: string) =>
@@ -76,6 +80,30 @@ export const make = (opts: TunOptions): Effect.Effect<TunDevice["Type"], TunErro
       return up < 0 ? fail("configure", -up, `SIOCSIFFLAGS ${name} up`) : undefined
     })
 
+    return { fd, name, ifindex, mtu: opts.mtu, batch: opts.batch, offload, offloadUdp }
+  })
+
+/** An open, configured TUN device: what `attach` needs to read and write it. */
+export interface AttachedDevice {
+  readonly fd: number
+  readonly name: string
+  readonly ifindex: number
+  readonly mtu: number
+  readonly batch: number
+  readonly offload: boolean
+  readonly offloadUdp: boolean
+}
+
+/**
+ * The service over a TUN fd opened elsewhere (by `make`, or by another thread of this process: fds are shared by
+ * all threads). Watches the fd until the scope closes; never closes it.
+ */
+export const attach = (device: AttachedDevice): Effect.Effect<TunDevice["Type"], TunError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const lib = Ffi.libc()
+    const { fd, ifindex, name, offload, offloadUdp } = device
+    const fail = (op: TunError["op"], errno: number, what: string) =>
+      new TunError({ op, errno, message: `${what}: ${Ffi.describeErrno(lib, errno)}` })
     // Released before the fd (finalizers run in reverse order), so libuv never watches a closed descriptor.
     const poller = yield* Ffi.makePoller(fd).pipe(
       Effect.mapError((e) => new TunError({ op: "open", errno: e.errno, message: e.message }))
@@ -84,19 +112,19 @@ export const make = (opts: TunOptions): Effect.Effect<TunDevice["Type"], TunErro
     // Plain: [HEADROOM][packet up to the MTU]. Offload: [8][virtio_net_hdr][super-packet up to 64 KB], so the
     // packet after the header still has HEADROOM bytes in front of it for the outer header.
     const lead = offload ? HEADROOM - VNET_HDR_SIZE : HEADROOM
-    const largest = offload ? VNET_HDR_SIZE + 65535 : opts.mtu
+    const largest = offload ? VNET_HDR_SIZE + 65535 : device.mtu
     const stride = Math.ceil((lead + largest) / SLOT_ALIGN) * SLOT_ALIGN
     const capacity = stride - lead
-    const ring = new ArrayBuffer(stride * opts.batch)
+    const ring = new ArrayBuffer(stride * device.batch)
     const slots: Array<Uint8Array> = []
-    for (let i = 0; i < opts.batch; i++) slots.push(new Uint8Array(ring, i * stride + lead, capacity))
+    for (let i = 0; i < device.batch; i++) slots.push(new Uint8Array(ring, i * stride + lead, capacity))
 
     /** Reads until EAGAIN or a full batch; returns the packets, or a TunError when the device is gone. */
     const drain = (): Array<Uint8Array> | TunError => {
       const out: Array<Uint8Array> = []
       let i = 0
       // bounded even when every read returns a packet to skip
-      for (let attempts = 0; i < opts.batch && attempts < 2 * opts.batch; attempts++) {
+      for (let attempts = 0; i < device.batch && attempts < 2 * device.batch; attempts++) {
         const r = lib.read(fd, slots[i]!)
         if (r < 0) {
           const errno = -r
@@ -152,7 +180,7 @@ export const make = (opts: TunOptions): Effect.Effect<TunDevice["Type"], TunErro
         return Effect.succeed({ written, failed, lastErrno })
       })
 
-    return TunDevice.of({ name, ifindex, mtu: opts.mtu, offload, offloadUdp, readBatch, writeBatch })
+    return TunDevice.of({ name, ifindex, mtu: device.mtu, offload, offloadUdp, readBatch, writeBatch })
   })
 
 /** The TUN device as a layer; building it twice creates two devices. */

@@ -40,6 +40,13 @@ describe("npm run bench options", () => {
     expect(ok(Options.parse([], { KIWITUN_BENCH_DAEMON_ARGS: " -t 32 " })).daemonArgs).toEqual(["-t", "32"])
     expect(ok(Options.parse(["--daemon-args="], { KIWITUN_BENCH_DAEMON_ARGS: "-t 32" })).daemonArgs).toEqual([])
   })
+
+  it("runs the threaded variant on --threaded or KIWITUN_BENCH_THREADED=1, else kiwitun", () => {
+    expect(ok(Options.parse([], {})).threaded).toBe(false)
+    expect(ok(Options.parse(["--threaded", "--quick"], {})).threaded).toBe(true)
+    expect(ok(Options.parse([], { KIWITUN_BENCH_THREADED: "1" })).threaded).toBe(true)
+    expect(ok(Options.parse([], { KIWITUN_BENCH_THREADED: "0" })).threaded).toBe(false)
+  })
 })
 
 describe("npm run bench:dataplane options", () => {
