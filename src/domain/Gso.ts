@@ -176,18 +176,7 @@ export const segment = (
   const seq = ((packet[l4 + 4]! << 24) | (packet[l4 + 5]! << 16) | (packet[l4 + 6]! << 8) | packet[l4 + 7]!) >>> 0
   const flagsByte = packet[l4 + 13]!
   for (let k = 0; k < count; k++) {
-    const from = hl + k * mss
-    const size = Math.min(mss, length - from)
-    const seg = Arena.take(arena, HEADROOM, hl + size)
-    seg.set(packet.subarray(0, hl))
-    seg.set(packet.subarray(from, from + size), hl)
-    if (v6) {
-      Ipv6.setPayloadLength(seg, hl + size - Ipv6.HEADER)
-    } else {
-      Ipv4.setTotalLength(seg, hl + size)
-      Ipv4.setId(seg, id + k)
-      Ipv4.computeChecksum(seg)
-    }
+    const seg = cut(packet, hl, mss, k, id, v6, arena)
     const s = (seq + k * mss) >>> 0
     seg[l4 + 4] = s >>> 24
     seg[l4 + 5] = s >>> 16
@@ -201,6 +190,35 @@ export const segment = (
     out.push(seg)
   }
   return count
+}
+
+/**
+ * Segment `k` of a super-packet whose headers take `hl` bytes: the headers, the k-th `size` bytes of payload (the
+ * last segment may be shorter), the IPv4 total length, ID (`id + k`, mod 2^16) and header checksum, or the IPv6
+ * payload length; the transport header is the caller's to finish. A view into `arena` with HEADROOM in front.
+ */
+const cut = (
+  packet: Uint8Array,
+  hl: number,
+  size: number,
+  k: number,
+  id: number,
+  v6: boolean,
+  arena: Arena.Arena
+): Uint8Array => {
+  const from = hl + k * size
+  const n = Math.min(size, packet.length - from)
+  const seg = Arena.take(arena, HEADROOM, hl + n)
+  seg.set(packet.subarray(0, hl))
+  seg.set(packet.subarray(from, from + n), hl)
+  if (v6) {
+    Ipv6.setPayloadLength(seg, hl + n - Ipv6.HEADER)
+  } else {
+    Ipv4.setTotalLength(seg, hl + n)
+    Ipv4.setId(seg, id + k)
+    Ipv4.computeChecksum(seg)
+  }
+  return seg
 }
 
 /** `segment` for gso_type UDP_L4 (see there). */
@@ -229,18 +247,7 @@ const segmentUdp = (packet: Uint8Array, size: number, out: Array<Uint8Array>, ar
   const count = Math.ceil(payload / size)
   const id = v6 ? 0 : Ipv4.id(packet)
   for (let k = 0; k < count; k++) {
-    const from = hl + k * size
-    const n = Math.min(size, length - from)
-    const seg = Arena.take(arena, HEADROOM, hl + n)
-    seg.set(packet.subarray(0, hl))
-    seg.set(packet.subarray(from, from + n), hl)
-    if (v6) {
-      Ipv6.setPayloadLength(seg, hl + n - Ipv6.HEADER)
-    } else {
-      Ipv4.setTotalLength(seg, hl + n)
-      Ipv4.setId(seg, id + k)
-      Ipv4.computeChecksum(seg)
-    }
+    const seg = cut(packet, hl, size, k, id, v6, arena)
     udpFinish(seg, l4, base)
     out.push(seg)
   }

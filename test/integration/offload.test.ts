@@ -6,7 +6,7 @@ import { it } from "@effect/vitest"
 import { Effect } from "effect"
 import { expect } from "vitest"
 import * as Netns from "../../scripts/lib/Netns.js"
-import { describeIntegration } from "./support.js"
+import { describeIntegration, pingAndTransferBothWays } from "./support.js"
 
 const TEN_MB = 10 * 1024 * 1024
 
@@ -16,14 +16,7 @@ describeIntegration("TUN offloads", () => {
       Effect.gen(function*() {
         const { a, b } = yield* Netns.twoHosts(offload ? {} : { extraArgs: ["--no-offload"] })
         const daemonA = yield* Netns.daemonOf(a)
-        for (const [from, to] of [[a, b], [b, a]] as const) {
-          for (const host of [to.inner4, to.inner6]) {
-            const ping = yield* Netns.ping(from.ns, host, { count: 2 })
-            expect(ping.received, ping.output).toBe(2)
-            const result = yield* Netns.tcpTransfer({ from: from.ns, to: to.ns, host, bytes: TEN_MB, timeout: "60 seconds" })
-            expect(result.received, `to ${host}`).toEqual(result.sent)
-          }
-        }
+        yield* pingAndTransferBothWays(a, b, TEN_MB)
         const { counters, line } = yield* Netns.requestCounters(daemonA)
         expect(counters["encap_bytes"], line).toBeGreaterThan(2 * TEN_MB)
         expect(counters["encap_bad_offload"] ?? 0, line).toBe(0)

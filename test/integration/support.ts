@@ -55,3 +55,19 @@ export const describeIntegration = (name: string, body: () => void): void => {
 
 export const nonEmptyLines = (text: string): ReadonlyArray<string> =>
   text.split("\n").map((l) => l.trimEnd()).filter((l) => l.length > 0)
+
+/**
+ * From each host of a tunnel pair to the other, over the inner IPv4 and IPv6 addresses: two pings answered, then
+ * `bytes` of TCP received byte for byte (SHA-256 of what was sent against what arrived).
+ */
+export const pingAndTransferBothWays = (a: Netns.TunnelHost, b: Netns.TunnelHost, bytes: number) =>
+  Effect.gen(function*() {
+    for (const [from, to] of [[a, b], [b, a]] as const) {
+      for (const host of [to.inner4, to.inner6]) {
+        const ping = yield* Netns.ping(from.ns, host, { count: 2 })
+        expect(ping.received, ping.output).toBe(2)
+        const result = yield* Netns.tcpTransfer({ from: from.ns, to: to.ns, host, bytes, timeout: "60 seconds" })
+        expect(result.received, `to ${host}`).toEqual(result.sent)
+      }
+    }
+  })

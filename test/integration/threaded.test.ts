@@ -7,7 +7,7 @@ import { Effect } from "effect"
 import * as Path from "node:path"
 import { expect } from "vitest"
 import * as Netns from "../../scripts/lib/Netns.js"
-import { describeIntegration } from "./support.js"
+import { describeIntegration, pingAndTransferBothWays } from "./support.js"
 
 const TEN_MB = 10 * 1024 * 1024
 const threaded = [process.execPath, Path.join(Netns.repoRoot, "dist", "bench", "lib", "ThreadedDaemon.js")]
@@ -16,14 +16,7 @@ describeIntegration("threaded benchmark variant", () => {
   it.scopedLive("ping and 10 MB of TCP each way over IPv4 and IPv6, intact; both threads stop on SIGTERM", () =>
     Effect.gen(function*() {
       const { a, b } = yield* Netns.twoHosts({ command: threaded })
-      for (const [from, to] of [[a, b], [b, a]] as const) {
-        for (const host of [to.inner4, to.inner6]) {
-          const ping = yield* Netns.ping(from.ns, host, { count: 2 })
-          expect(ping.received, ping.output).toBe(2)
-          const result = yield* Netns.tcpTransfer({ from: from.ns, to: to.ns, host, bytes: TEN_MB, timeout: "60 seconds" })
-          expect(result.received, `to ${host}`).toEqual(result.sent)
-        }
-      }
+      yield* pingAndTransferBothWays(a, b, TEN_MB)
       const daemonA = yield* Netns.daemonOf(a)
       yield* daemonA.signal("SIGTERM")
       const exit = yield* daemonA.exit.pipe(Effect.timeout("5 seconds"))
