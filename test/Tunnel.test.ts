@@ -29,10 +29,19 @@ const host = (
   underlay: Underlay,
   addr: string,
   raw: RawConfig,
-  opts: { routes?: ReadonlyArray<RouteTableTest.TestRoute>; addresses?: AddressSnapshot; offload?: boolean } = {}
+  opts: {
+    routes?: ReadonlyArray<RouteTableTest.TestRoute>
+    addresses?: AddressSnapshot
+    offload?: boolean
+    offloadUdp?: boolean
+  } = {}
 ) =>
   Effect.gen(function*() {
-    const tun = yield* TunDeviceTest.make({ name: `ktun${++tunnels}`, offload: opts.offload ?? offloadMode })
+    const tun = yield* TunDeviceTest.make({
+      name: `ktun${++tunnels}`,
+      offload: opts.offload ?? offloadMode,
+      offloadUdp: opts.offloadUdp ?? false
+    })
     const net = yield* underlay.host(v4(addr))
     const routes = yield* RouteTableTest.make(opts.routes ?? [])
     const tunnel = yield* Tunnel.make(config(raw)).pipe(
@@ -218,6 +227,48 @@ describe("Tunnel with TUN offloads", () => {
         expect((yield* b.tunnel.counters).decapPackets).toBe(n)
       }))
   }
+
+  for (const v6 of [false, true]) {
+    it.scoped(`cuts a ${v6 ? "6in4" : "4in4"} UDP super-packet into datagrams and merges them again on the far side`, () =>
+      Effect.gen(function*() {
+        const underlay = yield* UnderlayTest.make
+        const a = yield* host(underlay, A, { v4: true, v6: true, remote: B }, { offload: true, offloadUdp: true })
+        const b = yield* host(underlay, B, { v4: true, v6: true, remote: A }, { offload: true, offloadUdp: true })
+        const spec: Ref.UdpSpec = {
+          v6,
+          src: v6 ? "2001:db8:1::1" : "198.51.100.1",
+          dst: v6 ? "2001:db8:1::2" : "198.51.100.2",
+          payload: Ref.patternedFrom(40 * 64 + 20, 7)
+        }
+        // 41 datagrams of 64 bytes (the last 20), as a sender using UDP_SEGMENT hands them to the TUN device
+        yield* a.tun.injectFrame(Ref.udpSuperFrame(spec, 64))
+        const expected = Ref.expectedUdpSegments(spec, 64)
+        expect(expected.length).toBe(41)
+        const got = yield* b.tun.awaitWritten(expected.length)
+        expect(got.map(hex)).toEqual(expected.map(hex))
+        expect((yield* underlay.wire).length).toBe(41)
+        // B wrote them as one UDP_L4 super-packet
+        const frames = yield* b.tun.takeFrames
+        expect(frames.length).toBe(1)
+        expect(frames[0]![1]).toBe(5) // gso_type UDP_L4
+        expect((yield* b.tunnel.counters).decapPackets).toBe(41)
+      }))
+  }
+
+  it.scoped("without UDP offload on the device, datagrams are written one by one", () =>
+    Effect.gen(function*() {
+      const underlay = yield* UnderlayTest.make
+      const a = yield* host(underlay, A, { v4: true, remote: B }, { offload: true })
+      const b = yield* host(underlay, B, { v4: true, remote: A }, { offload: true })
+      const spec: Ref.UdpSpec = { src: "198.51.100.1", dst: "198.51.100.2", payload: Ref.patternedFrom(64, 3) }
+      const datagrams = Ref.udpBurst(spec, 64, 640)
+      expect(datagrams.length).toBe(10)
+      for (const d of datagrams) yield* a.tun.injectFrame(Ref.plainFrame(d))
+      yield* b.tun.awaitWritten(10)
+      const frames = yield* b.tun.takeFrames
+      expect(frames.length).toBe(10)
+      expect(frames.every((f) => f[1] === 0)).toBe(true)
+    }))
 
   it.scoped("counts a malformed super-packet as encap_bad_offload", () =>
     Effect.gen(function*() {
