@@ -121,7 +121,8 @@ const icmpBurst = Options.integer("icmp-burst").pipe(
 
 const noOffload = Options.boolean("no-offload").pipe(
   Options.withDescription(
-    "do not use TUN offloads (kernel TCP segmentation and checksum offload with coalesced writes back); default: on"
+    "do not use TUN offloads (kernel TCP and UDP segmentation and checksum offload, with coalesced writes back); " +
+      "default: on"
   )
 )
 
