@@ -10,9 +10,10 @@ import type { TunnelConfig } from "./domain/Config.js"
 import { Resolver } from "./services/Resolver.js"
 
 export interface Peer {
-  /** The current remote (u32), 0 when unknown or in dynamic mode. */
-  readonly current: Effect.Effect<number>
-  /** The same, read synchronously by the data path (once per chunk, inside its one Effect). */
+  /**
+   * The current remote (u32), 0 when unknown or in dynamic mode; read synchronously by the data path (once per chunk,
+   * inside its one Effect).
+   */
   readonly latest: () => number
   /** Re-resolve now (a host name); a no-op for a literal address or dynamic mode. */
   readonly refresh: Effect.Effect<void>
@@ -27,10 +28,10 @@ export const startupRetry = Schedule.exponential("1 second").pipe(
 export const make = (cfg: TunnelConfig): Effect.Effect<Peer, never, Resolver | Scope.Scope> =>
   Effect.gen(function*() {
     const remote = cfg.remote
-    if (remote._tag === "Dynamic") return { current: Effect.succeed(0), latest: () => 0, refresh: Effect.void }
+    if (remote._tag === "Dynamic") return { latest: () => 0, refresh: Effect.void }
     if (remote._tag === "Address") {
       const addr = remote.addr
-      return { current: Effect.succeed(addr), latest: () => addr, refresh: Effect.void }
+      return { latest: () => addr, refresh: Effect.void }
     }
 
     const resolver = yield* Resolver
@@ -81,7 +82,6 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Peer, never, Resolver | S
       Effect.forkScoped
     )
     return {
-      current: Effect.sync(() => address),
       latest: () => address,
       refresh: refresh.pipe(Effect.annotateLogs({ fiber: "dns-refresh", host }))
     }

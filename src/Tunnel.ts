@@ -214,10 +214,10 @@ export const make = (
           packets = segments
         }
         encapBatch(packets, ctx, encapOut)
-        const sent = sendFrames(encapOut.frames)
-        return encapOut.replies.length === 0
-          ? Effect.zipRight(sent, flushEncapDrops)
-          : sent.pipe(Effect.zipRight(writeReplies(encapOut.replies)), Effect.zipRight(flushEncapDrops))
+        return sendFrames(encapOut.frames).pipe(
+          Effect.zipRight(writeReplies(encapOut.replies)),
+          Effect.zipRight(flushEncapDrops)
+        )
       })
 
     const decapPipeline = (sock: RawSocket) => {
@@ -226,9 +226,10 @@ export const make = (
       // TUN offloads: consecutive TCP segments of a flow are coalesced (software GRO) into one write.
       const coalesced: Array<Uint8Array> = []
       const groArena = Arena.make(tun.offload ? cfg.batch * (cfg.mtu + 64) : 0)
-      let count = 0
-      let bytes = 0
       const afterWrite = (report: WriteReport) => {
+        const count = out.packets.length
+        let bytes = 0
+        for (const p of out.packets) bytes += p.length
         // (the packets are views into the receive ring, written by now; `writes` may be this very array)
         out.packets.length = 0
         // Failed writes are rare (counted as drops); which inner packets they held is not told apart.
@@ -251,9 +252,6 @@ export const make = (
             flushDrops(metrics, out.drops)
             return Effect.void
           }
-          bytes = 0
-          for (const p of out.packets) bytes += p.length
-          count = out.packets.length
           let writes: Array<Uint8Array> = out.packets
           if (tun.offload) {
             coalesced.length = 0

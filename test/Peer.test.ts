@@ -20,7 +20,7 @@ describe("Peer", () => {
     Effect.gen(function*() {
       const dns = yield* ResolverTest.make()
       const peer = yield* Peer.make(cfg("192.0.2.2")).pipe(Effect.provide(ResolverTest.layer(dns)))
-      expect(formatIpv4(yield* peer.current)).toBe("192.0.2.2")
+      expect(formatIpv4(peer.latest())).toBe("192.0.2.2")
       expect(yield* dns.lookups).toBe(0)
     }))
 
@@ -29,16 +29,16 @@ describe("Peer", () => {
       const dns = yield* ResolverTest.make({ "peer.example": "192.0.2.7" })
       const peer = yield* Peer.make(cfg("peer.example", 5)).pipe(Effect.provide(ResolverTest.layer(dns)))
       yield* settle
-      expect(formatIpv4(yield* peer.current)).toBe("192.0.2.7")
+      expect(formatIpv4(peer.latest())).toBe("192.0.2.7")
       expect(yield* dns.lookups).toBe(1)
 
       yield* dns.set("peer.example", "192.0.2.8")
       yield* TestClock.adjust("4 minutes")
       yield* settle
-      expect(formatIpv4(yield* peer.current)).toBe("192.0.2.7") // not yet
+      expect(formatIpv4(peer.latest())).toBe("192.0.2.7") // not yet
       yield* TestClock.adjust("1 minute")
       yield* settle
-      expect(formatIpv4(yield* peer.current)).toBe("192.0.2.8")
+      expect(formatIpv4(peer.latest())).toBe("192.0.2.8")
       expect(yield* dns.lookups).toBe(2)
       yield* TestClock.adjust("10 minutes")
       yield* settle
@@ -57,7 +57,7 @@ describe("Peer", () => {
       yield* TestClock.adjust("1 minute")
       yield* settle
       expect(yield* dns.lookups).toBe(3)
-      expect(formatIpv4(yield* peer.current)).toBe("192.0.2.7")
+      expect(formatIpv4(peer.latest())).toBe("192.0.2.7")
     }))
 
   it.scoped("at start, retries with backoff until the first answer; unknown meanwhile", () =>
@@ -65,7 +65,7 @@ describe("Peer", () => {
       const dns = yield* ResolverTest.make({ "peer.example": "failure" })
       const peer = yield* Peer.make(cfg("peer.example", 60)).pipe(Effect.provide(ResolverTest.layer(dns)))
       yield* settle
-      expect(yield* peer.current).toBe(0)
+      expect(peer.latest()).toBe(0)
       expect(yield* dns.lookups).toBe(1)
       yield* TestClock.adjust("1 second")
       yield* settle
@@ -79,7 +79,7 @@ describe("Peer", () => {
       yield* dns.set("peer.example", "192.0.2.9")
       yield* TestClock.adjust("4 seconds")
       yield* settle
-      expect(formatIpv4(yield* peer.current)).toBe("192.0.2.9")
+      expect(formatIpv4(peer.latest())).toBe("192.0.2.9")
       expect(yield* dns.lookups).toBe(4)
     }))
 
@@ -90,7 +90,7 @@ describe("Peer", () => {
       yield* settle
       yield* dns.set("peer.example", "192.0.2.10")
       yield* peer.refresh
-      expect(formatIpv4(yield* peer.current)).toBe("192.0.2.10")
+      expect(formatIpv4(peer.latest())).toBe("192.0.2.10")
       expect(yield* dns.lookups).toBe(2)
     }))
 })

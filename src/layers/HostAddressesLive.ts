@@ -106,7 +106,7 @@ export const make: Effect.Effect<HostAddresses["Type"], never, TunDevice | Scope
       )
     )
   )
-  return HostAddresses.of({ current: Effect.sync(() => snapshot), latest: () => snapshot })
+  return HostAddresses.of({ latest: () => snapshot })
 }).pipe(Effect.annotateLogs({ fiber: "host-addresses" }))
 
 export const layer: Layer.Layer<HostAddresses, never, TunDevice> = Layer.scoped(HostAddresses, make)

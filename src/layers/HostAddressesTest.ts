@@ -14,7 +14,7 @@ export const make = (initial: AddressSnapshot = empty): Effect.Effect<HostAddres
   Effect.sync(() => {
     let snapshot = initial
     return {
-      service: { current: Effect.sync(() => snapshot), latest: () => snapshot },
+      service: { latest: () => snapshot },
       set: (s) =>
         Effect.sync(() => {
           snapshot = s
@@ -23,4 +23,4 @@ export const make = (initial: AddressSnapshot = empty): Effect.Effect<HostAddres
   })
 
 export const layer = (snapshot: AddressSnapshot = empty): Layer.Layer<HostAddresses> =>
-  Layer.succeed(HostAddresses, { current: Effect.succeed(snapshot), latest: () => snapshot })
+  Layer.succeed(HostAddresses, { latest: () => snapshot })

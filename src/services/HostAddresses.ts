@@ -1,4 +1,3 @@
-import type { Effect } from "effect"
 import { Context } from "effect"
 
 /** What the ICMP builder needs to know about this host's addresses. */
@@ -13,8 +12,6 @@ export interface AddressSnapshot {
 
 /** Follows the addresses of this host (rtnetlink in the Live layer). */
 export class HostAddresses extends Context.Tag("kiwitun/HostAddresses")<HostAddresses, {
-  /** The latest snapshot. */
-  readonly current: Effect.Effect<AddressSnapshot>
-  /** The same snapshot read synchronously, for the data path (once per chunk, inside its one Effect). */
+  /** The latest snapshot, read synchronously by the data path (once per chunk, inside its one Effect). */
   readonly latest: () => AddressSnapshot
 }>() {}
