@@ -5,6 +5,10 @@
  * (198.51.100.0/30) and 6in4 (2001:db8:1::/64) over one TUN device, and, in one run, the same figures for the bare
  * veth, 4in4 and 6in4: TCP goodput (one and four streams), 64-byte UDP datagrams delivered per second, ping RTT
  * (median, p99), the daemons' CPU use during the single-stream TCP test, their memory and their idle CPU use.
+ * The C reference tunnel (bench/reference/ctun.c: one thread per socket, one syscall per packet, default socket
+ * buffers; built with cc) runs in a second pair of namespaces with the same addresses and is measured the same way as
+ * "C-4in4" and "C-6in4" (`--no-reference` skips it). It needs its own namespaces: a raw socket receives every packet
+ * of its protocol in its namespace, so two tunnel implementations side by side would each see the other's packets.
  * Every figure is measured `--repetitions` times, the variants interleaved so that load from elsewhere on the
  * machine spreads over all of them; the table shows the median, the spread (min-max) and each tunnel figure as a
  * ratio to the bare veth of the same run. Results go to bench/results/latest.json and a dated copy.
@@ -24,13 +28,31 @@ import * as Iperf from "./lib/Iperf.js"
 import type { BenchOptions } from "./lib/Options.js"
 import * as Options from "./lib/Options.js"
 import * as Proc from "./lib/Proc.js"
+import * as Reference from "./lib/Reference.js"
 import type { Summary } from "./lib/Stats.js"
 import * as Stats from "./lib/Stats.js"
 
 class BenchError extends Data.TaggedError("BenchError")<{ readonly message: string }> {}
 
-const VARIANTS = ["bare", "4in4", "6in4"] as const
+const KIWITUN_VARIANTS = ["bare", "4in4", "6in4"] as const
+const REFERENCE_VARIANTS = ["C-4in4", "C-6in4"] as const
+const VARIANTS = [...KIWITUN_VARIANTS, ...REFERENCE_VARIANTS] as const
 type Variant = (typeof VARIANTS)[number]
+
+/** Two hosts of one tunnel implementation, each with its daemon. */
+interface Pair {
+  readonly a: Netns.TunnelHost
+  readonly b: Netns.TunnelHost
+  readonly daemons: readonly [Netns.Process, Netns.Process]
+  readonly pids: readonly [number, number]
+}
+
+/** What a variant is measured over: the pair whose daemons carry it, and the address on B that A talks to. */
+interface Route {
+  readonly variant: Variant
+  readonly pair: Pair
+  readonly target: string
+}
 
 interface FigureSpec {
   readonly key: string
@@ -85,7 +107,7 @@ const emptyResults = (): Results => {
   const perVariant = () =>
     Object.fromEntries(FIGURES.map((f) => [f.key, [] as Array<number>])) as Record<Figure, Array<number>>
   return {
-    values: { bare: perVariant(), "4in4": perVariant(), "6in4": perVariant() },
+    values: Object.fromEntries(VARIANTS.map((v) => [v, perVariant()])) as Results["values"],
     samples: [],
     failures: [],
     aborted: null
@@ -127,18 +149,45 @@ const checkTools = Effect.gen(function*() {
   if (missing.length > 0) return yield* new BenchError({ message: `cannot run the benchmark: ${missing.join("; ")}` })
 })
 
-/** The pid really is the daemon's Node process (ip netns exec execs its command), not a wrapper. */
-const checkDaemonPid = (pid: number) =>
+/** The pid really is the daemon's own process (ip netns exec execs its command), not a wrapper. */
+const checkDaemonPid = (pid: number, expected: string) =>
   Effect.tryPromise({
     try: () => readFile(`/proc/${pid}/comm`, "utf8"),
     catch: () => new BenchError({ message: `cannot read /proc/${pid}/comm` })
   }).pipe(
     Effect.flatMap((comm) =>
-      comm.trim() === "node"
+      comm.trim() === expected
         ? Effect.void
-        : Effect.fail(new BenchError({ message: `pid ${pid} is "${comm.trim()}", not the daemon's node process` }))
+        : Effect.fail(new BenchError({ message: `pid ${pid} is "${comm.trim()}", not the daemon (${expected})` }))
     )
   )
+
+/**
+ * The C reference binary, built when missing or stale; none when --no-reference, or when there is no C compiler
+ * (said in one line: the run goes on without it). Any other build failure stops the run.
+ */
+const referenceBinary = (opts: BenchOptions) =>
+  opts.reference
+    ? Reference.ensureBuilt().pipe(
+      Effect.map((built) => Option.some(built.binary)),
+      Effect.catchTag("ReferenceBuildError", (e) =>
+        e.reason === "no-compiler"
+          ? Effect.as(Console.log(`${e.message}: running without it`), Option.none<string>())
+          : Effect.fail(new BenchError({ message: `${e.message}\n(--no-reference runs without it)` })))
+    )
+    : Effect.succeed(Option.none<string>())
+
+/** A second pair of namespaces with the same addressing, ctun on both hosts. */
+const referencePair = (binary: string) =>
+  Effect.gen(function*() {
+    const hosts = yield* Netns.twoHosts({ startDaemons: false })
+    const a = yield* Reference.host(hosts.a, hosts.b, { binary })
+    const b = yield* Reference.host(hosts.b, hosts.a, { binary })
+    const daemons = [yield* Netns.daemonOf(a), yield* Netns.daemonOf(b)] as const
+    for (const d of daemons) yield* checkDaemonPid(d.pid, "ctun")
+    const pair: Pair = { a, b, daemons, pids: [daemons[0].pid, daemons[1].pid] }
+    return pair
+  })
 
 const daemonAlive = (name: string, proc: Netns.Process) =>
   Effect.flatMap(proc.exited, (exit) =>
@@ -168,35 +217,58 @@ const program = (opts: BenchOptions) =>
         `${machine.iperf3}, commit ${machine.commit}, load average ${loadStart.map((l) => l.toFixed(2)).join(" ")}`
     )
 
+    const binary = yield* referenceBinary(opts)
+
     const { a, b } = yield* Netns.twoHosts({
       extraArgs: opts.daemonArgs,
       ...(opts.threaded ? { command: [process.execPath, "--max-semi-space-size=4", threadedDaemon] } : {})
     })
     const daemonA = yield* Netns.daemonOf(a)
     const daemonB = yield* Netns.daemonOf(b)
-    yield* checkDaemonPid(daemonA.pid)
-    yield* checkDaemonPid(daemonB.pid)
-    const pids = [daemonA.pid, daemonB.pid] as const
+    yield* checkDaemonPid(daemonA.pid, "node")
+    yield* checkDaemonPid(daemonB.pid, "node")
+    const kiwitun: Pair = { a, b, daemons: [daemonA, daemonB], pids: [daemonA.pid, daemonB.pid] }
     yield* Console.log(
-      `namespaces ${a.ns.name} / ${b.ns.name}; daemons pid ${pids[0]} / ${pids[1]}: kiwitun ${a.args.join(" ")}`
+      `namespaces ${a.ns.name} / ${b.ns.name}; daemons pid ${kiwitun.pids[0]} / ${kiwitun.pids[1]}: ` +
+        `kiwitun ${a.args.join(" ")}`
     )
+    const reference = Option.isSome(binary) ? Option.some(yield* referencePair(binary.value)) : Option.none<Pair>()
+    if (Option.isSome(reference)) {
+      const c = reference.value
+      yield* Console.log(
+        `C reference: namespaces ${c.a.ns.name} / ${c.b.ns.name}; pid ${c.pids[0]} / ${c.pids[1]}: ` +
+          `ctun ${c.a.args.join(" ")}`
+      )
+    }
+    const pairs = [kiwitun, ...Option.toArray(reference)]
 
-    const target: Record<Variant, string> = { bare: b.underlay, "4in4": b.inner4, "6in4": b.inner6 }
+    const routes: ReadonlyArray<Route> = [
+      { variant: "bare", pair: kiwitun, target: b.underlay },
+      { variant: "4in4", pair: kiwitun, target: b.inner4 },
+      { variant: "6in4", pair: kiwitun, target: b.inner6 },
+      ...Option.toArray(reference).flatMap((c): ReadonlyArray<Route> => [
+        { variant: "C-4in4", pair: c, target: c.b.inner4 },
+        { variant: "C-6in4", pair: c, target: c.b.inner6 }
+      ])
+    ]
+    const variants = routes.map((r) => r.variant)
+    const tunnelVariants = variants.filter((v) => v !== "bare")
     // First packets resolve neighbours (ARP, ND) on both links: keep that out of the RTT figures, and stop here
     // if a path does not work at all.
-    for (const variant of VARIANTS) {
-      const r = yield* Netns.ping(a.ns, target[variant], { count: 3, interval: 0.2, wait: 2 })
+    for (const { pair, target, variant } of routes) {
+      const r = yield* Netns.ping(pair.a.ns, target, { count: 3, interval: 0.2, wait: 2 })
       if (r.received === 0) {
-        return yield* new BenchError({ message: `no reply from ${target[variant]} (${variant}):\n${r.output}` })
+        return yield* new BenchError({ message: `no reply from ${target} (${variant}):\n${r.output}` })
       }
     }
 
     // Idle: the memory a daemon settles at after start, and what it costs with no traffic at all. V8 shrinks its heap
     // once, 6-10 s after start (about 0.1 s of CPU, measured): that is start-up, not idling, so wait it out.
     yield* Effect.sleep(opts.quick ? "2 seconds" : IDLE_SETTLE)
-    const idleMemory = yield* Effect.forEach(pids, Proc.memory)
+    const allPids = pairs.flatMap((p) => p.pids)
+    const idleMemory = yield* Effect.forEach(allPids, Proc.memory)
     yield* Console.log(`idle: measuring the daemons' CPU use over ${opts.idleSeconds} s without traffic...`)
-    const idle = yield* Proc.withCpu(pids, hz, Effect.sleep(Duration.seconds(opts.idleSeconds)))
+    const idle = yield* Proc.withCpu(allPids, hz, Effect.sleep(Duration.seconds(opts.idleSeconds)))
 
     const results = emptyResults()
     const record = (variant: Variant, figure: Figure, value: number) =>
@@ -212,36 +284,37 @@ const program = (opts: BenchOptions) =>
     ) =>
       effect.pipe(
         Effect.flatMap((value) =>
-          Console.log(`  rep ${rep} ${variant.padEnd(4)} ${test.padEnd(14)} ${onSuccess(value)}`)
+          Console.log(`  rep ${rep} ${variant.padEnd(6)} ${test.padEnd(14)} ${onSuccess(value)}`)
         ),
         Effect.catchAll((e) =>
           Effect.zipRight(
             Effect.sync(() => results.failures.push({ repetition: rep, variant, test, message: e.message })),
-            Console.error(`  rep ${rep} ${variant.padEnd(4)} ${test.padEnd(14)} FAILED: ${e.message}`)
+            Console.error(`  rep ${rep} ${variant.padEnd(6)} ${test.padEnd(14)} FAILED: ${e.message}`)
           )
         ),
         Effect.zipLeft(Effect.sleep(SETTLE))
       )
 
-    const iperfOptions = (variant: Variant, extra: { readonly streams?: number; readonly udpPayload?: number }) => ({
-      client: a.ns,
-      server: b.ns,
-      target: target[variant],
+    const iperfOptions = (route: Route, extra: { readonly streams?: number; readonly udpPayload?: number }) => ({
+      client: route.pair.a.ns,
+      server: route.pair.b.ns,
+      target: route.target,
       seconds: opts.duration,
       ...extra
     })
-    const iperf = (variant: Variant, extra: { readonly streams?: number; readonly udpPayload?: number }) =>
-      Iperf.test(iperfOptions(variant, extra), (client) => client)
+    const iperf = (route: Route, extra: { readonly streams?: number; readonly udpPayload?: number }) =>
+      Iperf.test(iperfOptions(route, extra), (client) => client)
 
-    const measure = (rep: number, variant: Variant) =>
+    const measure = (rep: number, route: Route) =>
       Effect.gen(function*() {
+        const { pair, variant } = route
         const tunnel = variant !== "bare"
         if (tunnel) {
-          yield* daemonAlive("A", daemonA)
-          yield* daemonAlive("B", daemonB)
+          yield* daemonAlive("A", pair.daemons[0])
+          yield* daemonAlive("B", pair.daemons[1])
         }
 
-        const pings = Netns.ping(a.ns, target[variant], {
+        const pings = Netns.ping(pair.a.ns, route.target, {
           count: opts.pings,
           interval: PING_INTERVAL_S,
           wait: 1,
@@ -264,10 +337,10 @@ const program = (opts: BenchOptions) =>
         })
 
         const tcp1 = Iperf.test(
-          iperfOptions(variant, {}),
+          iperfOptions(route, {}),
           (client) =>
             tunnel
-              ? Proc.withCpu(pids, hz, client)
+              ? Proc.withCpu(pair.pids, hz, client)
               : Effect.map(client, (result) => ({ result, cpu: [Number.NaN, Number.NaN], wallMs: Number.NaN }))
         )
         yield* attempt(rep, variant, "TCP 1 stream", tcp1, ({ cpu, result }) => {
@@ -287,14 +360,14 @@ const program = (opts: BenchOptions) =>
             (tunnel ? `, daemon CPU A ${Stats.fmt(cpu[0]!)}% B ${Stats.fmt(cpu[1]!)}%` : "")
         })
 
-        yield* attempt(rep, variant, "TCP 4 streams", iperf(variant, { streams: 4 }), (result) => {
+        yield* attempt(rep, variant, "TCP 4 streams", iperf(route, { streams: 4 }), (result) => {
           if (!("tcp" in result)) return "?"
           record(variant, "tcp4", result.tcp.gbps)
           results.samples.push({ repetition: rep, variant, test: "tcp4", detail: result.tcp })
           return `${Stats.fmt(result.tcp.gbps)} Gbit/s, ${result.tcp.retransmits} retransmits`
         })
 
-        yield* attempt(rep, variant, "UDP 64 B", iperf(variant, { udpPayload: 64 }), (result) => {
+        yield* attempt(rep, variant, "UDP 64 B", iperf(route, { udpPayload: 64 }), (result) => {
           if (!("udp" in result)) return "?"
           record(variant, "udp64", result.udp.deliveredPps / 1000)
           record(variant, "udp64Lost", result.udp.lostPercent)
@@ -307,7 +380,7 @@ const program = (opts: BenchOptions) =>
     const measurements = Effect.gen(function*() {
       for (let rep = 1; rep <= opts.repetitions; rep++) {
         yield* Console.log(`repetition ${rep} of ${opts.repetitions}`)
-        for (const variant of VARIANTS) yield* measure(rep, variant)
+        for (const route of routes) yield* measure(rep, route)
       }
     })
     yield* measurements.pipe(
@@ -321,9 +394,15 @@ const program = (opts: BenchOptions) =>
     )
 
     yield* Effect.sleep("2 seconds")
-    const alive = Option.isNone(yield* daemonA.exited) && Option.isNone(yield* daemonB.exited)
-    const afterMemory = alive ? Option.some(yield* Effect.forEach(pids, Proc.memory)) : Option.none()
-    const counters = alive
+    /** Memory after the runs, per pair (none for a pair with a daemon gone). */
+    const afterMemory = yield* Effect.forEach(pairs, (pair) =>
+      Effect.gen(function*() {
+        const exits = yield* Effect.forEach(pair.daemons, (d) => d.exited)
+        return exits.every(Option.isNone)
+          ? Option.some(yield* Effect.forEach(pair.pids, Proc.memory))
+          : Option.none<ReadonlyArray<Proc.Memory>>()
+      }))
+    const counters = Option.isSome(afterMemory[0]!)
       ? yield* Effect.forEach([daemonA, daemonB], (d) => Effect.map(Netns.requestCounters(d), (c) => c.counters)).pipe(
         Effect.orElseSucceed(() => [])
       )
@@ -345,30 +424,47 @@ const program = (opts: BenchOptions) =>
     const rows = FIGURES.map((spec) => [
       `${spec.label} (${spec.unit})`,
       spec.tunnelOnly ? "" : Stats.fmtSummary(summaries.bare[spec.key]),
-      Stats.fmtSummary(summaries["4in4"][spec.key]),
-      fmtRatio(spec, ratio(spec, "4in4")),
-      Stats.fmtSummary(summaries["6in4"][spec.key]),
-      fmtRatio(spec, ratio(spec, "6in4"))
+      ...tunnelVariants.flatMap((v) => [Stats.fmtSummary(summaries[v][spec.key]), fmtRatio(spec, ratio(spec, v))])
     ])
     yield* Console.log("")
     yield* Console.log(
-      `Results: median (min-max) of ${opts.repetitions} x ${opts.duration} s; ratio = tunnel median / bare veth median`
+      `Results: median (min-max) of ${opts.repetitions} x ${opts.duration} s; ` +
+        "ratio = tunnel median / bare veth median" +
+        (Option.isSome(reference) ? "; C-4in4 and C-6in4: the C reference tunnel (ctun)" : "")
     )
-    yield* Console.log(Stats.table(["figure", "bare veth", "4in4", "ratio", "6in4", "ratio"], rows))
+    yield* Console.log(Stats.table(["figure", "bare veth", ...tunnelVariants.flatMap((v) => [v, "ratio"])], rows))
 
-    const after = Option.getOrUndefined(afterMemory)
+    // Columns: kiwitun A, kiwitun B, then ctun A, ctun B when the reference ran (allPids' order).
+    const after = afterMemory.flatMap((m, p): ReadonlyArray<Proc.Memory | undefined> =>
+      Option.getOrElse(m, () => pairs[p]!.pids.map(() => undefined))
+    )
     const daemonRows = [
       ["RSS idle after start (MiB)", ...idleMemory.map((m) => Stats.fmt(mib(m.rssKb)))],
-      ["RSS after the runs (MiB)", ...(after ?? []).map((m) => Stats.fmt(mib(m.rssKb)))],
-      ["peak RSS (MiB)", ...(after ?? []).map((m) => Stats.fmt(mib(m.hwmKb)))],
+      ["RSS after the runs (MiB)", ...after.map((m) => (m === undefined ? "-" : Stats.fmt(mib(m.rssKb))))],
+      ["peak RSS (MiB)", ...after.map((m) => (m === undefined ? "-" : Stats.fmt(mib(m.hwmKb))))],
       [`CPU idle over ${opts.idleSeconds} s (% core)`, ...idle.cpu.map((c) => Stats.fmt(c))]
     ]
+    const daemonHeader = [
+      "daemon",
+      "A (192.0.2.1)",
+      "B (192.0.2.2)",
+      ...(Option.isSome(reference) ? ["ctun A", "ctun B"] : [])
+    ]
     yield* Console.log("")
-    yield* Console.log(Stats.table(["daemon", "A (192.0.2.1)", "B (192.0.2.2)"], daemonRows))
+    yield* Console.log(Stats.table(daemonHeader, daemonRows))
     yield* Console.log(`load average at start ${loadStart.map((l) => l.toFixed(2)).join(" ")}, at end ${
       loadEnd.map((l) => l.toFixed(2)).join(" ")
     } (${machine.cores} cores shared with whatever else runs here)`)
 
+    const daemonJson = (i: number, extra: Record<string, unknown>) => ({
+      pid: allPids[i],
+      idleRssKb: idleMemory[i]!.rssKb,
+      idleCpuPercent: idle.cpu[i],
+      idleSeconds: opts.idleSeconds,
+      afterRssKb: after[i]?.rssKb ?? null,
+      peakRssKb: after[i]?.hwmKb ?? null,
+      ...extra
+    })
     const json = {
       date: startedAt.toISOString(),
       machine,
@@ -377,26 +473,23 @@ const program = (opts: BenchOptions) =>
       setup: {
         underlay: ["192.0.2.1/24", "192.0.2.2/24"],
         daemonArgs: { a: a.args, b: b.args },
-        targets: target
+        referenceArgs: Option.match(reference, { onNone: () => null, onSome: (c) => ({ a: c.a.args, b: c.b.args }) }),
+        targets: Object.fromEntries(routes.map((r) => [r.variant, r.target]))
       },
       figures: Object.fromEntries(FIGURES.map((spec) => [spec.key, {
         label: spec.label,
         unit: spec.unit,
-        ...Object.fromEntries(VARIANTS.filter((v) => !(spec.tunnelOnly && v === "bare")).map((v) => [v, {
+        ...Object.fromEntries(variants.filter((v) => !(spec.tunnelOnly && v === "bare")).map((v) => [v, {
           values: results.values[v][spec.key],
           ...summaries[v][spec.key],
           ...(v !== "bare" && spec.ratio !== "none" ? { ratioToBare: ratio(spec, v) } : {})
         }]))
       }])),
-      daemons: Object.fromEntries(["a", "b"].map((name, i) => [name, {
-        pid: pids[i],
-        idleRssKb: idleMemory[i]!.rssKb,
-        idleCpuPercent: idle.cpu[i],
-        idleSeconds: opts.idleSeconds,
-        afterRssKb: after?.[i]?.rssKb ?? null,
-        peakRssKb: after?.[i]?.hwmKb ?? null,
-        counters: counters[i] ?? null
-      }])),
+      daemons: {
+        a: daemonJson(0, { counters: counters[0] ?? null }),
+        b: daemonJson(1, { counters: counters[1] ?? null })
+      },
+      referenceDaemons: Option.isSome(reference) ? { a: daemonJson(2, {}), b: daemonJson(3, {}) } : null,
       samples: results.samples,
       failures: results.failures,
       aborted: results.aborted

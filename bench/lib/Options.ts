@@ -14,6 +14,8 @@ export interface BenchOptions {
   readonly daemonArgs: ReadonlyArray<string>
   /** Run bench/lib/ThreadedDaemon (one worker thread per direction) instead of kiwitun. */
   readonly threaded: boolean
+  /** Also measure the C reference tunnel (bench/reference/ctun.c) in its own pair of namespaces. */
+  readonly reference: boolean
 }
 
 export const DEFAULTS: BenchOptions = {
@@ -23,13 +25,15 @@ export const DEFAULTS: BenchOptions = {
   pings: 200,
   quick: false,
   daemonArgs: [],
-  threaded: false
+  threaded: false,
+  reference: true
 }
 /** `--quick`: a smoke test of the whole benchmark, not a measurement. */
 export const QUICK: BenchOptions = { ...DEFAULTS, duration: 2, repetitions: 1, idleSeconds: 2, pings: 50, quick: true }
 
 export const usage = [
   "usage: npm run bench -- [--quick] [--duration S] [--repetitions N] [--idle S] [--pings N] [--daemon-args ARGS]",
+  "                        [--threaded] [--no-reference]",
   "",
   `  --quick            smoke test: ${QUICK.duration} s tests, ${QUICK.repetitions} repetition, ` +
   `${QUICK.idleSeconds} s idle, ${QUICK.pings} pings`,
@@ -41,6 +45,8 @@ export const usage = [
   "  --daemon-args ARGS extra arguments for both daemons, split at spaces (env KIWITUN_BENCH_DAEMON_ARGS)",
   "  --threaded         the data path in one worker thread per direction (bench/lib/ThreadedDaemon) instead of",
   "                     kiwitun's main event loop (env KIWITUN_BENCH_THREADED=1)",
+  "  --no-reference     skip the C reference tunnel (bench/reference/ctun.c, built with cc), which is otherwise",
+  "                     measured in the same run in its own namespaces (env KIWITUN_BENCH_REFERENCE=0)",
   "",
   "Flags win over the environment, which wins over --quick's values."
 ].join("\n")
@@ -70,6 +76,7 @@ export const parse = (
   let daemonArgs: string | undefined
   let quick = env["KIWITUN_BENCH_QUICK"] === "1" || env["KIWITUN_BENCH_QUICK"] === "true"
   let threaded = env["KIWITUN_BENCH_THREADED"] === "1" || env["KIWITUN_BENCH_THREADED"] === "true"
+  let reference = !(env["KIWITUN_BENCH_REFERENCE"] === "0" || env["KIWITUN_BENCH_REFERENCE"] === "false")
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === "--help" || arg === "-h") return Either.left("help")
@@ -79,6 +86,10 @@ export const parse = (
     }
     if (arg === "--threaded") {
       threaded = true
+      continue
+    }
+    if (arg === "--no-reference") {
+      reference = false
       continue
     }
     const eq = arg.indexOf("=")
@@ -110,7 +121,7 @@ export const parse = (
     out[key] = n.right
   }
   const args = (daemonArgs ?? env["KIWITUN_BENCH_DAEMON_ARGS"] ?? "").split(/\s+/).filter((a) => a.length > 0)
-  return Either.right({ ...out, quick, daemonArgs: args, threaded })
+  return Either.right({ ...out, quick, daemonArgs: args, threaded, reference })
 }
 
 export const DATAPLANE_PARTS = ["code", "lean", "layers"] as const

@@ -47,6 +47,19 @@ describe("npm run bench options", () => {
     expect(ok(Options.parse([], { KIWITUN_BENCH_THREADED: "1" })).threaded).toBe(true)
     expect(ok(Options.parse([], { KIWITUN_BENCH_THREADED: "0" })).threaded).toBe(false)
   })
+
+  it("measures the C reference unless --no-reference or KIWITUN_BENCH_REFERENCE=0", () => {
+    expect(ok(Options.parse([], {})).reference).toBe(true)
+    expect(ok(Options.parse(["--quick"], {})).reference).toBe(true)
+    expect(ok(Options.parse(["--no-reference", "--quick"], {}))).toMatchObject({ reference: false, quick: true })
+    expect(ok(Options.parse([], { KIWITUN_BENCH_REFERENCE: "0" })).reference).toBe(false)
+    expect(ok(Options.parse([], { KIWITUN_BENCH_REFERENCE: "false" })).reference).toBe(false)
+    expect(ok(Options.parse([], { KIWITUN_BENCH_REFERENCE: "1" })).reference).toBe(true)
+    expect(ok(Options.parse(["--no-reference"], { KIWITUN_BENCH_REFERENCE: "1" })).reference).toBe(false)
+    expect(Either.isLeft(Options.parse(["--reference=no"], {}))).toBe(true)
+    expect(Options.usage).toContain("--no-reference")
+    expect(Options.usage).toContain("KIWITUN_BENCH_REFERENCE=0")
+  })
 })
 
 describe("npm run bench:dataplane options", () => {
