@@ -97,10 +97,17 @@ export interface TestOptions {
   readonly seconds: number
   /** Parallel streams (-P). */
   readonly streams?: number
-  /** UDP datagrams of this payload size, sent as fast as possible (-u -l N -b 0). */
+  /** UDP datagrams of this payload size (-u -l N), sent as fast as possible unless `udpRate` is given. */
   readonly udpPayload?: number
+  /** UDP: datagrams per second to offer (iperf3 paces its -b in payload bits per second). */
+  readonly udpRate?: number
+  /** Socket buffer size in bytes for both ends (-w: the client's send and the server's receive buffer). */
+  readonly socketBuffer?: number
   readonly port?: number
 }
+
+/** iperf3's -b for `pps` datagrams of `payload` bytes per second: it counts payload bits, whole bits per second. */
+export const udpBitrate = (pps: number, payload: number): string => String(Math.max(1, Math.round(pps * payload * 8)))
 
 /** iperf3's argument list for a client (without `timeout`). */
 export const clientArgs = (o: TestOptions): ReadonlyArray<string> => [
@@ -115,7 +122,10 @@ export const clientArgs = (o: TestOptions): ReadonlyArray<string> => [
   "--connect-timeout",
   "5000",
   ...(o.streams !== undefined && o.streams > 1 ? ["-P", String(o.streams)] : []),
-  ...(o.udpPayload !== undefined ? ["-u", "-l", String(o.udpPayload), "-b", "0"] : [])
+  ...(o.socketBuffer !== undefined ? ["-w", String(o.socketBuffer)] : []),
+  ...(o.udpPayload !== undefined
+    ? ["-u", "-l", String(o.udpPayload), "-b", o.udpRate !== undefined ? udpBitrate(o.udpRate, o.udpPayload) : "0"]
+    : [])
 ]
 
 /**

@@ -61,5 +61,11 @@ describe("iperf3 reports", () => {
     ])
     expect(Iperf.clientArgs({ ...base, streams: 4 }).slice(-2)).toEqual(["-P", "4"])
     expect(Iperf.clientArgs({ ...base, udpPayload: 64 }).slice(-5)).toEqual(["-u", "-l", "64", "-b", "0"])
+    // paced: 150,000 datagrams of 64 bytes per second are 76.8 Mbit/s of payload
+    expect(Iperf.clientArgs({ ...base, udpPayload: 64, udpRate: 150_000, socketBuffer: 4194304 }).slice(-7)).toEqual([
+      "-w", "4194304", "-u", "-l", "64", "-b", "76800000"
+    ])
+    // never "0", which iperf3 reads as "unpaced"
+    expect(Iperf.udpBitrate(0.0001, 64)).toBe("1")
   })
 })
