@@ -28,6 +28,7 @@ import * as Iperf from "./lib/Iperf.js"
 import type { BenchOptions } from "./lib/Options.js"
 import * as Options from "./lib/Options.js"
 import * as Proc from "./lib/Proc.js"
+import * as RateSearch from "./lib/RateSearch.js"
 import * as Reference from "./lib/Reference.js"
 import type { Summary } from "./lib/Stats.js"
 import * as Stats from "./lib/Stats.js"
@@ -63,11 +64,29 @@ interface FigureSpec {
   readonly tunnelOnly: boolean
 }
 
+/**
+ * The loss-bounded UDP rate (RFC 2544 throughput, bench/lib/RateSearch): paced trials between nothing and what the
+ * unpaced sender reached, with 4 MiB socket buffers at both ends so that the receiving iperf3's own socket buffer
+ * (208 KiB by default, overflowing whenever the receiver is not scheduled for a few milliseconds) is not what is
+ * measured. The unpaced figure above keeps the default buffers.
+ */
+const RATE_MAX_LOSS = 0.5
+const RATE_STEPS = 6
+const RATE_SOCKET_BUFFER = 4 * 1024 * 1024
+const RATE_TRIAL_SECONDS = 3
+
 const FIGURES = [
   { key: "tcp1", label: "TCP, 1 stream", unit: "Gbit/s", ratio: "share", tunnelOnly: false },
   { key: "tcp4", label: "TCP, 4 streams", unit: "Gbit/s", ratio: "share", tunnelOnly: false },
   { key: "udp64", label: "UDP 64 B delivered", unit: "kpps", ratio: "share", tunnelOnly: false },
   { key: "udp64Lost", label: "UDP 64 B lost", unit: "%", ratio: "none", tunnelOnly: false },
+  {
+    key: "udp64Rate",
+    label: `UDP 64 B, highest rate with <= ${RATE_MAX_LOSS}% lost`,
+    unit: "kpps",
+    ratio: "share",
+    tunnelOnly: false
+  },
   { key: "rttMedian", label: "ping RTT median", unit: "ms", ratio: "multiple", tunnelOnly: false },
   { key: "rttP99", label: "ping RTT p99", unit: "ms", ratio: "multiple", tunnelOnly: false },
   { key: "cpuA", label: "CPU daemon A (sender), TCP 1 stream", unit: "% core", ratio: "none", tunnelOnly: true },
@@ -129,7 +148,9 @@ const machineInfo = Effect.gen(function*() {
     kernel: Os.release(),
     node: process.version,
     iperf3: (yield* firstLine(["iperf3", "--version"])).replace(/\s*\(.*$/, ""),
-    commit: yield* firstLine(["git", "-C", Netns.repoRoot, "describe", "--always", "--dirty"])
+    commit: yield* firstLine(["git", "-C", Netns.repoRoot, "describe", "--always", "--dirty"]),
+    // the kernel caps iperf3's -w (the loss-bounded UDP rate's socket buffers) at this, silently
+    rmemMax: Number(yield* firstLine(["cat", "/proc/sys/net/core/rmem_max"]))
   }
 })
 
@@ -214,7 +235,7 @@ const program = (opts: BenchOptions) =>
     )
     yield* Console.log(
       `machine: ${machine.cores} cores (${machine.cpu}), kernel ${machine.kernel}, Node ${machine.node}, ` +
-        `${machine.iperf3}, commit ${machine.commit}, load average ${loadStart.map((l) => l.toFixed(2)).join(" ")}`
+        `${machine.iperf3}, rmem_max ${machine.rmemMax}, commit ${machine.commit}, load average ${loadStart.map((l) => l.toFixed(2)).join(" ")}`
     )
 
     const binary = yield* referenceBinary(opts)
@@ -295,7 +316,8 @@ const program = (opts: BenchOptions) =>
         Effect.zipLeft(Effect.sleep(SETTLE))
       )
 
-    const iperfOptions = (route: Route, extra: { readonly streams?: number; readonly udpPayload?: number }) => ({
+    const rateSeconds = opts.quick ? 1 : RATE_TRIAL_SECONDS
+    const iperfOptions = (route: Route, extra: Partial<Iperf.TestOptions>) => ({
       client: route.pair.a.ns,
       server: route.pair.b.ns,
       target: route.target,
@@ -367,14 +389,51 @@ const program = (opts: BenchOptions) =>
           return `${Stats.fmt(result.tcp.gbps)} Gbit/s, ${result.tcp.retransmits} retransmits`
         })
 
+        let unpacedPps = 0
         yield* attempt(rep, variant, "UDP 64 B", iperf(route, { udpPayload: 64 }), (result) => {
           if (!("udp" in result)) return "?"
+          unpacedPps = result.udp.sentPps
           record(variant, "udp64", result.udp.deliveredPps / 1000)
           record(variant, "udp64Lost", result.udp.lostPercent)
           results.samples.push({ repetition: rep, variant, test: "udp64", detail: result.udp })
           return `${Stats.fmt(result.udp.deliveredPps / 1000)} kpps delivered of ` +
             `${Stats.fmt(result.udp.sentPps / 1000)} kpps sent (${Stats.fmt(result.udp.lostPercent)}% lost)`
         })
+
+        if (unpacedPps > 0) {
+          const trial = (pps: number) =>
+            Iperf.test(
+              {
+                ...iperfOptions(route, { udpPayload: 64, udpRate: pps, socketBuffer: RATE_SOCKET_BUFFER }),
+                seconds: rateSeconds
+              },
+              (client) => client
+            ).pipe(
+              Effect.flatMap((result) =>
+                "udp" in result
+                  ? Effect.succeed<RateSearch.Trial>({
+                    offeredPps: result.udp.sentPps,
+                    deliveredPps: result.udp.deliveredPps,
+                    lostPercent: result.udp.lostPercent
+                  })
+                  : Effect.fail(new BenchError({ message: "not a UDP report" }))
+              ),
+              Effect.zipLeft(Effect.sleep(SETTLE))
+            )
+          const search = RateSearch.search(trial, {
+            ceiling: unpacedPps,
+            steps: opts.quick ? 2 : RATE_STEPS,
+            maxLossPercent: RATE_MAX_LOSS
+          })
+          yield* attempt(rep, variant, "UDP 64 B rate", search, (r) => {
+            // no passing trial: the path carried nothing within the tolerance, down to ceiling / 2^steps
+            const best = r.best?.deliveredPps ?? 0
+            record(variant, "udp64Rate", best / 1000)
+            results.samples.push({ repetition: rep, variant, test: "udp64Rate", detail: r })
+            return `${Stats.fmt(best / 1000)} kpps with <= ${RATE_MAX_LOSS}% lost (${r.trials.length} trials: ` +
+              r.trials.map((t) => `${Stats.fmt(t.offeredPps / 1000)}k ${Stats.fmt(t.lostPercent)}%`).join(", ") + ")"
+          })
+        }
       })
 
     const measurements = Effect.gen(function*() {
