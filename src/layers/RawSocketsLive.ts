@@ -170,21 +170,21 @@ export const attach = (fd: number, proto: TunnelProto): Effect.Effect<RawSocket,
               next = idx
               continue
             }
-            // Stopped short: sendmmsg keeps the errno only when nothing was sent, so resend the failing message
-            // alone to learn it.
+            // Stopped short: the failing message is sent once more, alone, before it counts as failed. sendmmsg
+            // keeps the errno only when nothing was sent; and a send first hands back the socket's pending error,
+            // dropping the message it was given: with IP_RECVERR every ICMP error about an earlier packet (a
+            // remote without a tunnel endpoint answers each one with protocol unreachable) is left there as well
+            // as queued (raw_err), and the resend finds it cleared.
             const done = r > 0 ? r : 0
             sent += done
             const failing = indexOf[done]!
-            let errno = r < 0 ? -r : 0
-            if (r >= 0) {
-              const single = lib.sendmsg(fd, tx.msghdr(done), Ffi.MSG_DONTWAIT)
-              if (single >= 0) {
-                sent++
-                next = failing + 1
-                continue
-              }
-              errno = -single
+            const single = lib.sendmsg(fd, tx.msghdr(done), Ffi.MSG_DONTWAIT)
+            if (single >= 0) {
+              sent++
+              next = failing + 1
+              continue
             }
+            const errno = -single
             if (errno === Ffi.Errno.EINTR) {
               next = failing
               continue
