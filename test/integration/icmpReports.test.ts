@@ -4,6 +4,7 @@
  * the packet it was handed. A remote host without a tunnel endpoint answers every encapsulated packet with protocol
  * unreachable: no packet may be lost to that report, and none counted as a send error.
  */
+import * as Path from "node:path"
 import { it } from "@effect/vitest"
 import { Effect } from "effect"
 import { expect } from "vitest"
@@ -12,11 +13,9 @@ import { describeIntegration } from "./support.js"
 
 const PACKETS = 20_000
 
-/** A Node one-liner sending `count` small UDP datagrams to `target` (discard port), 64 in flight at a time. */
-const udpBlast = (target: string, count: number): string =>
-  `const s = require("node:dgram").createSocket("udp4"); const b = Buffer.alloc(32); let sent = 0, done = 0;
-  const more = () => { while (sent < ${count} && sent - done < 64) { sent++; s.send(b, 9, "${target}", () => {
-    if (++done === ${count}) { console.log("sent " + done); s.close() } else more() }) } }; more()`
+/** The offload tests' UDP sender (plain mode: a connected socket, bursts of 1,000 datagrams sent back to back). */
+const sender = Path.join(Netns.repoRoot, "test", "integration", "fixtures", "udp-send.mjs")
+const dist = Path.join(Netns.repoRoot, "dist")
 
 describeIntegration("ICMP errors from the remote", () => {
   it.scopedLive("a remote answering protocol unreachable: every packet is still sent, no send error counted", () =>
@@ -35,8 +34,12 @@ describeIntegration("ICMP errors from the remote", () => {
       // B has no tunnel endpoint: nothing comes back but the ICMP errors
       yield* Netns.ip(b.ns, "addr", "add", `${b.inner4}/30`, "dev", "lo")
       // back to back, so that reports arrive while the daemon is sending, not only while it waits for packets
-      const blast = yield* Netns.exec(a.ns, [process.execPath, "-e", udpBlast(b.inner4, PACKETS)], { timeout: "60 seconds" })
-      expect(blast.stdout.trim(), blast.stderr).toBe(`sent ${PACKETS}`)
+      const blast = yield* Netns.exec(
+        a.ns,
+        [process.execPath, sender, dist, "plain", b.inner4, "9", String(PACKETS), "32", "1000", "0", "1"],
+        { timeout: "60 seconds" }
+      )
+      expect(blast.stdout.trim(), blast.stderr).toBe(JSON.stringify({ sent: PACKETS, errors: 0 }))
 
       yield* Effect.sleep("500 millis")
       const { counters, line } = yield* Netns.requestCounters(daemon)
