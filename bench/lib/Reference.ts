@@ -21,9 +21,6 @@ export class ReferenceBuildError extends Data.TaggedError("ReferenceBuildError")
 export const sourcePath: string = Path.join(Netns.repoRoot, "bench", "reference", "ctun.c")
 export const binaryPath: string = Path.join(Netns.repoRoot, "dist", "reference", "ctun")
 
-/** The inner prefixes of the two-host scenario (Netns.twoHosts gives kiwitun the same). */
-export const INNER4_PREFIX = 30
-export const INNER6_PREFIX = 64
 /** The MTU ctun sets itself and that the set-up sets again, as the C original's README does by hand. */
 export const TUNNEL_MTU = 1480
 
@@ -185,8 +182,8 @@ export const host = (
       ...(options.sit !== undefined ? { sit: options.sit } : {})
     })
     const { ifname, process } = yield* start(me.ns, args, options.binary)
-    yield* Netns.ip(me.ns, "address", "add", `${me.inner4}/${INNER4_PREFIX}`, "dev", ifname)
-    yield* Netns.ip(me.ns, "address", "add", `${me.inner6}/${INNER6_PREFIX}`, "dev", ifname)
+    yield* Netns.ip(me.ns, "address", "add", `${me.inner4}/${Netns.INNER4_PREFIX}`, "dev", ifname)
+    yield* Netns.ip(me.ns, "address", "add", `${me.inner6}/${Netns.INNER6_PREFIX}`, "dev", ifname)
     yield* Netns.ip(me.ns, "link", "set", "dev", ifname, "mtu", String(TUNNEL_MTU), "up")
     return { ...me, ifname, daemon: Option.some(process), args }
   })

@@ -745,6 +745,9 @@ export interface TwoHostsOptions {
 export const controlSocketOf = (ns: Namespace): string => Path.join(Os.tmpdir(), `${ns.name}.sock`)
 
 const IFNAME = "ktun0"
+/** The prefix lengths of the inner addresses `twoHosts` gives both hosts. */
+export const INNER4_PREFIX = 30
+export const INNER6_PREFIX = 64
 
 const hostPlan = (side: "a" | "b", ifname: string, extra: ReadonlyArray<string>) => {
   const me = side === "a" ? 1 : 2
@@ -764,9 +767,9 @@ const hostPlan = (side: "a" | "b", ifname: string, extra: ReadonlyArray<string>)
     "-i",
     ifname,
     "--address",
-    `${plan.inner4}/30`,
+    `${plan.inner4}/${INNER4_PREFIX}`,
     "--address",
-    `${plan.inner6}/64`,
+    `${plan.inner6}/${INNER6_PREFIX}`,
     ...extra
   ]
   return { ...plan, args }
@@ -830,7 +833,8 @@ export interface Prerequisites {
   readonly missing: ReadonlyArray<string>
 }
 
-const onPath = (tool: string): boolean =>
+/** Whether `tool` is a file in one of the directories of $PATH. */
+export const onPath = (tool: string): boolean =>
   (process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":").some((dir) => existsSync(Path.join(dir, tool)))
 
 /** Root, /dev/net/tun, and the tools the harness calls (ip, ping). */

@@ -6,7 +6,6 @@
  * once per 10 seconds, never fatal, and traffic resumes once the fault is gone.
  */
 import * as Fs from "node:fs"
-import * as Path from "node:path"
 import { it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { expect } from "vitest"
@@ -14,10 +13,8 @@ import * as Netns from "../../scripts/lib/Netns.js"
 import { describeIntegration } from "./support.js"
 
 const ci = process.env["CI"] === "true"
-const onPath = (tool: string): boolean =>
-  (process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":").some((dir) => Fs.existsSync(Path.join(dir, tool)))
 /** nftables for the firewall fault; .ci/run installs it, so under CI=true a missing `nft` fails instead. */
-const haveNft = onPath("nft")
+const haveNft = Netns.onPath("nft")
 
 /** The daemon's arguments with another fixed remote. */
 const withRemote = (args: ReadonlyArray<string>, remote: string): ReadonlyArray<string> =>

@@ -5,8 +5,6 @@
  * protocol (RFC 2003: IPv4 in protocol 4; RFC 4213: IPv6 in protocol 41), so pings and byte-exact transfers both
  * ways pass only if kiwitun's encapsulation and decapsulation agree with plain IPIP and 6in4 on the wire.
  */
-import * as Fs from "node:fs"
-import * as Path from "node:path"
 import { it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { expect } from "vitest"
@@ -15,10 +13,8 @@ import * as Netns from "../../scripts/lib/Netns.js"
 import { describeIntegration, pingAndTransferBothWays } from "./support.js"
 
 const ci = process.env["CI"] === "true"
-const onPath = (tool: string): boolean =>
-  (process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin").split(":").some((dir) => Fs.existsSync(Path.join(dir, tool)))
 /** The C compiler builds ctun; .ci/run installs gcc, so under CI=true a missing `cc` fails instead. */
-const haveCc = onPath("cc")
+const haveCc = Netns.onPath("cc")
 
 const BYTES = 4 * 1024 * 1024
 
