@@ -325,7 +325,7 @@ const program = (opts: BenchOptions) =>
       seconds: opts.duration,
       ...extra
     })
-    const iperf = (route: Route, extra: { readonly streams?: number; readonly udpPayload?: number }) =>
+    const iperf = (route: Route, extra: Partial<Iperf.TestOptions>) =>
       Iperf.test(iperfOptions(route, extra), (client) => client)
 
     const measure = (rep: number, route: Route) =>
@@ -404,18 +404,13 @@ const program = (opts: BenchOptions) =>
         const ceiling = Math.round(unpacedPps)
         if (ceiling > 0) {
           const trial = (pps: number) =>
-            Iperf.test(
-              {
-                // the first trial, at the ceiling, is unpaced: iperf3 paces below its unpaced rate
-                ...iperfOptions(route, {
-                  udpPayload: 64,
-                  socketBuffer: RATE_SOCKET_BUFFER,
-                  ...(pps < ceiling ? { udpRate: pps } : {})
-                }),
-                seconds: rateSeconds
-              },
-              (client) => client
-            ).pipe(
+            iperf(route, {
+              udpPayload: 64,
+              socketBuffer: RATE_SOCKET_BUFFER,
+              seconds: rateSeconds,
+              // the first trial, at the ceiling, is unpaced: iperf3 paces below its unpaced rate
+              ...(pps < ceiling ? { udpRate: pps } : {})
+            }).pipe(
               Effect.flatMap((result) =>
                 "udp" in result
                   ? Effect.succeed<RateSearch.Trial>({
