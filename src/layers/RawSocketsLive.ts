@@ -178,7 +178,8 @@ export const attach = (fd: number, proto: TunnelProto): Effect.Effect<RawSocket,
             const done = r > 0 ? r : 0
             sent += done
             const failing = indexOf[done]!
-            const single = lib.sendmsg(fd, tx.msghdr(done), Ffi.MSG_DONTWAIT)
+            // (a full send buffer is never a pending report: then the resend would only meet it again)
+            const single = r < 0 && -r === Ffi.Errno.EAGAIN ? r : lib.sendmsg(fd, tx.msghdr(done), Ffi.MSG_DONTWAIT)
             if (single >= 0) {
               sent++
               next = failing + 1
