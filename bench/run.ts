@@ -236,7 +236,8 @@ const program = (opts: BenchOptions) =>
     )
     yield* Console.log(
       `machine: ${machine.cores} cores (${machine.cpu}), kernel ${machine.kernel}, Node ${machine.node}, ` +
-        `${machine.iperf3}, rmem_max ${machine.rmemMax}, commit ${machine.commit}, load average ${loadStart.map((l) => l.toFixed(2)).join(" ")}`
+        `${machine.iperf3}, rmem_max ${machine.rmemMax}, commit ${machine.commit}, ` +
+        `load average ${loadStart.map((l) => l.toFixed(2)).join(" ")}`
     )
 
     const binary = yield* referenceBinary(opts)

@@ -42,7 +42,7 @@ const findRoot = (from: string): string => {
 /** The repository root (works from scripts/lib and from dist/scripts/lib). */
 export const repoRoot: string = findRoot(Path.dirname(fileURLToPath(import.meta.url)))
 
-/** The command that starts the daemon: bin/kiwitun, the shell wrapper that runs dist/src/main.js with its Node flags. */
+/** The command that starts the daemon: bin/kiwitun, the shell wrapper running dist/src/main.js with its Node flags. */
 export const kiwitunCommand: ReadonlyArray<string> = [Path.join(repoRoot, "bin", "kiwitun")]
 
 /** The compiled TCP sink/source helper (see tcpPeer.ts). */
