@@ -4,7 +4,9 @@
  * 1. the packet code alone: encapBatch + decapBatch (src/domain) in a plain loop over batches of 64 packets;
  * 2. the real tunnel pipeline (src/Tunnel.ts `make`, two of them, A and B) over lean in-memory devices
  *    (bench/lib/MemoryLink.ts, per-batch work and one copy per packet outside the tunnel): packets read from A's
- *    TUN come out of B's TUN, through A's encapsulation, the in-memory underlay and B's decapsulation;
+ *    TUN come out of B's TUN, through A's encapsulation, the in-memory underlay and B's decapsulation; in chunks
+ *    of 64 packets (a busy tunnel) and of one packet (a tunnel woken for every packet, where the per-chunk cost of
+ *    the pipeline is the whole cost);
  * 3. the same over the in-memory test layers of src/layers (TunDeviceTest, UnderlayTest, ...), as the unit tests
  *    join two tunnels. These layers do per-packet work of their own (an Effect per injected packet and per frame,
  *    a recorded copy of every frame), which is most of this figure: it is a floor, to compare across commits.
@@ -40,6 +42,8 @@ import * as Stats from "./lib/Stats.js"
 class BenchError extends Data.TaggedError("BenchError")<{ readonly message: string }> {}
 
 const BATCH = 64
+/** The chunk sizes the lean pipeline runs with: full batches, and one packet per chunk (64-byte packets only). */
+const LEAN_CHUNKS: ReadonlyArray<number> = [BATCH, 1]
 const CASES: ReadonlyArray<{ readonly family: Family; readonly size: number }> = [
   { family: 4, size: 64 },
   { family: 4, size: 1400 },
@@ -49,8 +53,9 @@ const CASES: ReadonlyArray<{ readonly family: Family; readonly size: number }> =
 /** The underlay test layer keeps a copy of every frame until the round ends: bound a round's bytes. */
 const MAX_ROUND_BYTES = 64 * 2 ** 20
 
-const caseName = (c: { readonly family: Family; readonly size: number }) =>
-  `${c.family === 4 ? "4in4" : "6in4"} ${String(c.size).padStart(4)} B`
+const caseName = (c: { readonly family: Family; readonly size: number; readonly chunk?: number }) =>
+  `${c.family === 4 ? "4in4" : "6in4"} ${String(c.size).padStart(4)} B` +
+  (c.chunk === undefined ? "" : `, chunks of ${String(c.chunk).padStart(2)}`)
 
 const elapsedSeconds = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.gen(function*() {
@@ -185,11 +190,12 @@ const ROUND_TIMEOUT = Duration.seconds(30)
  * Two real tunnels over MemoryLink's devices, built once per case: each round grants A's TUN `count` packets and
  * times them until the last leaves B's TUN.
  */
-const leanCase = (family: Family, size: number, opts: DataplaneOptions, names: () => string) =>
+const leanCase = (family: Family, size: number, chunk: number, opts: DataplaneOptions, names: () => string) =>
   Effect.scoped(Effect.gen(function*() {
+    const name = caseName({ family, size, chunk })
     const packet = innerPacket(family, size, 1)
     const net = yield* MemoryLink.link()
-    const source = yield* MemoryLink.sourceTun(names(), packet, BATCH)
+    const source = yield* MemoryLink.sourceTun(names(), packet, chunk)
     const sink = yield* MemoryLink.sinkTun(names())
     const start = (tun: TunDevice["Type"], addr: number, remote: string) =>
       Effect.flatMap(tunnelConfig(remote), (cfg) =>
@@ -207,13 +213,13 @@ const leanCase = (family: Family, size: number, opts: DataplaneOptions, names: (
         const done = yield* sink.arm(count, packet)
         const { seconds, value: intact } = yield* elapsedSeconds(Effect.zipRight(source.grant(count), done))
         if (!intact) {
-          return yield* new BenchError({ message: `${caseName({ family, size })}: a packet changed on the way` })
+          return yield* new BenchError({ message: `${name}: a packet changed on the way` })
         }
         return count / seconds
       }).pipe(
         Effect.timeoutFail({
           duration: ROUND_TIMEOUT,
-          onTimeout: () => new BenchError({ message: `${caseName({ family, size })}: packets lost, round never ended` })
+          onTimeout: () => new BenchError({ message: `${name}: packets lost, round never ended` })
         })
       )
     // Warm-up: a short round, one that sizes the timed ones to about --round-ms, and one of that size, untimed.
@@ -224,15 +230,18 @@ const leanCase = (family: Family, size: number, opts: DataplaneOptions, names: (
     const rates: Array<number> = []
     for (let r = 0; r < opts.rounds; r++) rates.push(yield* round(count))
     const pps = Stats.summarize(rates)
-    yield* Console.log(`  ${caseName({ family, size })}  ${Stats.fmt(pps.median / 1000)} kpps A's TUN -> B's TUN`)
-    return { family, size, pps, packetsPerRound: count }
+    yield* Console.log(`  ${name}  ${Stats.fmt(pps.median / 1000)} kpps A's TUN -> B's TUN`)
+    return { family, size, chunk, pps, packetsPerRound: count }
   }))
 
 const leanPipeline = (opts: DataplaneOptions) =>
   Effect.gen(function*() {
     let tunnels = 0
     const names = () => `lean${++tunnels}`
-    return yield* Effect.forEach(CASES, (c) => leanCase(c.family, c.size, opts, names))
+    const cases = LEAN_CHUNKS.flatMap((chunk) =>
+      CASES.filter((c) => chunk === BATCH || c.size === 64).map((c) => ({ ...c, chunk }))
+    )
+    return yield* Effect.forEach(cases, (c) => leanCase(c.family, c.size, c.chunk, opts, names))
   }).pipe(Effect.provide(Logger.minimumLogLevel(LogLevel.Warning)))
 
 const tunnelPipeline = (opts: DataplaneOptions) =>
@@ -299,7 +308,7 @@ const program = (opts: DataplaneOptions) =>
     )
     const lean = yield* part(
       "lean",
-      "2. Tunnel.make x 2 over lean in-memory devices (bench/lib/MemoryLink.ts)",
+      `2. Tunnel.make x 2 over lean in-memory devices (bench/lib/MemoryLink.ts), chunks of ${LEAN_CHUNKS.join(" and ")}`,
       leanPipeline(opts)
     )
     const pipeline = yield* part(
@@ -361,6 +370,7 @@ const program = (opts: DataplaneOptions) =>
         case: caseName(r).replace(/\s+/g, " "),
         family: r.family,
         size: r.size,
+        chunk: r.chunk,
         pps: r.pps,
         packetsPerRound: r.packetsPerRound
       })),
