@@ -4,7 +4,9 @@
  * two namespaces joined by veth (192.0.2.1/24, 192.0.2.2/24), a kiwitun daemon on each carrying 4in4
  * (198.51.100.0/30) and 6in4 (2001:db8:1::/64) over one TUN device, and, in one run, the same figures for the bare
  * veth, 4in4 and 6in4: TCP goodput (one and four streams), 64-byte UDP datagrams delivered per second, ping RTT
- * (median, p99), the daemons' CPU use during the single-stream TCP test, their memory and their idle CPU use.
+ * (median, p99), a ping flood (average RTT, and the daemons' CPU per ping: with one packet in flight, each wake-up
+ * carries one packet, so this is what the data path costs per chunk rather than per packet), the daemons' CPU use
+ * during the single-stream TCP test, their memory and their idle CPU use.
  * The C reference tunnel (bench/reference/ctun.c: one thread per socket, one syscall per packet, default socket
  * buffers; built with cc) runs in a second pair of namespaces with the same addresses and is measured the same way as
  * "C-4in4" and "C-6in4" (`--no-reference` skips it). It needs its own namespaces: a raw socket receives every packet
@@ -90,6 +92,8 @@ const FIGURES = [
   },
   { key: "rttMedian", label: "ping RTT median", unit: "ms", ratio: "multiple", tunnelOnly: false },
   { key: "rttP99", label: "ping RTT p99", unit: "ms", ratio: "multiple", tunnelOnly: false },
+  { key: "floodRtt", label: "ping flood, average RTT", unit: "ms", ratio: "multiple", tunnelOnly: false },
+  { key: "floodCpu", label: "CPU per flood ping, daemons A + B", unit: "us", ratio: "none", tunnelOnly: true },
   { key: "cpuA", label: "CPU daemon A (sender), TCP 1 stream", unit: "% core", ratio: "none", tunnelOnly: true },
   { key: "cpuB", label: "CPU daemon B (receiver), TCP 1 stream", unit: "% core", ratio: "none", tunnelOnly: true }
 ] as const satisfies ReadonlyArray<FigureSpec>
@@ -100,6 +104,8 @@ const threadedDaemon = Path.join(Path.dirname(fileURLToPath(import.meta.url)), "
 /** From the daemons' start to the idle measurement (see there). */
 const IDLE_SETTLE = "15 seconds"
 const PING_INTERVAL_S = 0.01
+/** The longest a flood ping may take: a lost reply holds the next ping back for 10 ms (ping -f). */
+const FLOOD_PING_MAX_S = 0.01
 
 interface Sample {
   readonly repetition: number
@@ -358,6 +364,44 @@ const program = (opts: BenchOptions) =>
             detail: { transmitted: r.transmitted, received: r.received, median: med, p99 }
           })
           return `RTT median ${Stats.fmt(med)} ms, p99 ${Stats.fmt(p99)} ms, ${r.received}/${r.transmitted} replies`
+        })
+
+        const flood = (count: number) =>
+          Netns.ping(pair.a.ns, route.target, {
+            count,
+            flood: true,
+            wait: 1,
+            timeout: Duration.seconds(count * FLOOD_PING_MAX_S + 20)
+          }).pipe(
+            Effect.filterOrFail((r) => r.received > 0, (r) => new BenchError({ message: `no replies:\n${r.output}` }))
+          )
+        // A tenth more first, unmeasured: the one-packet path gets compiled by the JIT then, not on the clock.
+        const measured = flood(opts.floodPings)
+        const floodTest = Effect.zipRight(
+          flood(Math.max(100, Math.round(opts.floodPings / 10))),
+          tunnel
+            ? Proc.withCpu(pair.pids, hz, measured)
+            : Effect.map(measured, (result) => ({ result, cpu: [Number.NaN, Number.NaN], wallMs: Number.NaN }))
+        )
+        yield* attempt(rep, variant, "ping flood", floodTest, ({ cpu, result, wallMs }) => {
+          // CPU time of each daemon over the flood (% of a core times the wall time), per reply, in microseconds
+          const perPing = cpu.map((c) => (c / 100) * wallMs * 1000 / result.received)
+          record(variant, "floodRtt", result.average)
+          if (tunnel) record(variant, "floodCpu", perPing[0]! + perPing[1]!)
+          results.samples.push({
+            repetition: rep,
+            variant,
+            test: "flood",
+            detail: {
+              transmitted: result.transmitted,
+              received: result.received,
+              averageMs: result.average,
+              wallMs,
+              daemonCpuUsPerPing: tunnel ? { a: perPing[0], b: perPing[1] } : null
+            }
+          })
+          return `average RTT ${Stats.fmt(result.average)} ms, ${result.received}/${result.transmitted} replies` +
+            (tunnel ? `, daemon CPU ${Stats.fmt(perPing[0]!)} + ${Stats.fmt(perPing[1]!)} us per ping` : "")
         })
 
         const tcp1 = Iperf.test(

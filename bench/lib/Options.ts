@@ -9,6 +9,8 @@ export interface BenchOptions {
   readonly idleSeconds: number
   /** Pings per RTT measurement (10 ms apart). */
   readonly pings: number
+  /** Pings of the flood (ping -f: the next as soon as the reply is in), over which the daemons' CPU is measured. */
+  readonly floodPings: number
   readonly quick: boolean
   /** Extra arguments for both daemons (e.g. a switch under evaluation). */
   readonly daemonArgs: ReadonlyArray<string>
@@ -23,25 +25,36 @@ export const DEFAULTS: BenchOptions = {
   repetitions: 3,
   idleSeconds: 10,
   pings: 200,
+  floodPings: 20000,
   quick: false,
   daemonArgs: [],
   threaded: false,
   reference: true
 }
 /** `--quick`: a smoke test of the whole benchmark, not a measurement. */
-export const QUICK: BenchOptions = { ...DEFAULTS, duration: 2, repetitions: 1, idleSeconds: 2, pings: 50, quick: true }
+export const QUICK: BenchOptions = {
+  ...DEFAULTS,
+  duration: 2,
+  repetitions: 1,
+  idleSeconds: 2,
+  pings: 50,
+  floodPings: 2000,
+  quick: true
+}
 
 export const usage = [
-  "usage: npm run bench -- [--quick] [--duration S] [--repetitions N] [--idle S] [--pings N] [--daemon-args ARGS]",
-  "                        [--threaded] [--no-reference]",
+  "usage: npm run bench -- [--quick] [--duration S] [--repetitions N] [--idle S] [--pings N] [--flood-pings N]",
+  "                        [--daemon-args ARGS] [--threaded] [--no-reference]",
   "",
   `  --quick            smoke test: ${QUICK.duration} s tests, ${QUICK.repetitions} repetition, ` +
-  `${QUICK.idleSeconds} s idle, ${QUICK.pings} pings`,
+  `${QUICK.idleSeconds} s idle, ${QUICK.pings} pings, a flood of ${QUICK.floodPings}`,
   "                     (env KIWITUN_BENCH_QUICK=1)",
   `  --duration S       seconds per iperf3 test, default ${DEFAULTS.duration} (env KIWITUN_BENCH_DURATION)`,
   `  --repetitions N    repetitions of every figure, default ${DEFAULTS.repetitions} (env KIWITUN_BENCH_REPETITIONS)`,
   `  --idle S           seconds of the idle CPU measurement, default ${DEFAULTS.idleSeconds} (env KIWITUN_BENCH_IDLE)`,
   `  --pings N          pings per RTT figure, 10 ms apart, default ${DEFAULTS.pings} (env KIWITUN_BENCH_PINGS)`,
+  `  --flood-pings N    pings of the flood (each sent when the last reply is in) over which the daemons' CPU per`,
+  `                     ping is measured, default ${DEFAULTS.floodPings} (env KIWITUN_BENCH_FLOOD_PINGS)`,
   "  --daemon-args ARGS extra arguments for both daemons, split at spaces (env KIWITUN_BENCH_DAEMON_ARGS)",
   "  --threaded         the data path in one worker thread per direction (bench/lib/ThreadedDaemon) instead of",
   "                     kiwitun's main event loop (env KIWITUN_BENCH_THREADED=1)",
@@ -51,13 +64,14 @@ export const usage = [
   "Flags win over the environment, which wins over --quick's values."
 ].join("\n")
 
-type Numeric = "duration" | "repetitions" | "idleSeconds" | "pings"
+type Numeric = "duration" | "repetitions" | "idleSeconds" | "pings" | "floodPings"
 
 const FLAGS: ReadonlyArray<readonly [string, Numeric, string]> = [
   ["--duration", "duration", "KIWITUN_BENCH_DURATION"],
   ["--repetitions", "repetitions", "KIWITUN_BENCH_REPETITIONS"],
   ["--idle", "idleSeconds", "KIWITUN_BENCH_IDLE"],
-  ["--pings", "pings", "KIWITUN_BENCH_PINGS"]
+  ["--pings", "pings", "KIWITUN_BENCH_PINGS"],
+  ["--flood-pings", "floodPings", "KIWITUN_BENCH_FLOOD_PINGS"]
 ]
 
 const positive = (text: string, what: string): Either.Either<number, string> => {

@@ -580,6 +580,11 @@ export interface PingOptions {
   readonly count?: number
   /** Seconds between pings (ping -i); 0.2 is the smallest a non-root user may use; we are root. */
   readonly interval?: number
+  /**
+   * ping -f -q: each ping leaves as soon as the previous reply is in (or 10 ms after it left), and only the summary
+   * is printed (no per-ping `time=`: `rtts` is empty, `average` tells). Replaces `interval`.
+   */
+  readonly flood?: boolean
   /** ICMP payload size (ping -s). */
   readonly size?: number
   /** `-M do`: set DF (IPv4) and forbid local fragmentation. */
@@ -597,6 +602,8 @@ export interface PingResult extends RunResult {
   readonly received: number
   /** Round-trip times of the replies, in milliseconds. */
   readonly rtts: ReadonlyArray<number>
+  /** The average round-trip time of ping's summary line, in milliseconds (NaN without one: no replies). */
+  readonly average: number
   /** stdout and stderr together. */
   readonly output: string
 }
@@ -604,10 +611,13 @@ export interface PingResult extends RunResult {
 export const parsePing = (output: string) => {
   const summary = /(\d+) packets transmitted, (\d+) received/.exec(output)
   const rtts = [...output.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]))
+  // "rtt min/avg/max/mdev = 0.041/0.052/0.071/0.010 ms"
+  const average = /= [\d.]+\/([\d.]+)\/[\d.]+\/[\d.]+ ms/.exec(output)
   return {
     transmitted: Number(summary?.[1] ?? 0),
     received: Number(summary?.[2] ?? 0),
-    rtts
+    rtts,
+    average: average === null ? Number.NaN : Number(average[1])
   }
 }
 
@@ -623,8 +633,7 @@ export const ping = (
     "-n",
     "-c",
     String(options.count ?? 3),
-    "-i",
-    String(options.interval ?? 0.2),
+    ...(options.flood === true ? ["-f", "-q"] : ["-i", String(options.interval ?? 0.2)]),
     "-W",
     String(options.wait ?? 2),
     ...(options.deadline !== undefined ? ["-w", String(options.deadline)] : []),

@@ -25,6 +25,16 @@ describe("npm run bench options", () => {
     })
   })
 
+  it("sizes the ping flood: 20,000 pings, 2,000 with --quick, or --flood-pings / KIWITUN_BENCH_FLOOD_PINGS", () => {
+    expect(ok(Options.parse([], {})).floodPings).toBe(20000)
+    expect(ok(Options.parse(["--quick"], {})).floodPings).toBe(2000)
+    expect(ok(Options.parse(["--flood-pings", "500"], {})).floodPings).toBe(500)
+    expect(ok(Options.parse(["--quick"], { KIWITUN_BENCH_FLOOD_PINGS: "700" })).floodPings).toBe(700)
+    expect(ok(Options.parse(["--flood-pings=9"], { KIWITUN_BENCH_FLOOD_PINGS: "700" })).floodPings).toBe(9)
+    expect(Either.isLeft(Options.parse(["--flood-pings", "0"], {}))).toBe(true)
+    expect(Options.usage).toContain("--flood-pings")
+  })
+
   it("rejects what it does not understand", () => {
     expect(Options.parse(["--duration", "0"], {}))
       .toEqual(Either.left(`--duration must be a positive integer, got "0"`))
