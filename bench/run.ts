@@ -366,6 +366,12 @@ const program = (opts: BenchOptions) =>
           return `RTT median ${Stats.fmt(med)} ms, p99 ${Stats.fmt(p99)} ms, ${r.received}/${r.transmitted} replies`
         })
 
+        /** `effect`, and each daemon's CPU use over it (NaN for the bare veth, which has none). */
+        const withDaemonCpu = <A, E>(effect: Effect.Effect<A, E>) =>
+          tunnel
+            ? Proc.withCpu(pair.pids, hz, effect)
+            : Effect.map(effect, (result) => ({ result, cpu: [Number.NaN, Number.NaN], wallMs: Number.NaN }))
+
         const flood = (count: number) =>
           Netns.ping(pair.a.ns, route.target, {
             count,
@@ -379,9 +385,7 @@ const program = (opts: BenchOptions) =>
         const measured = flood(opts.floodPings)
         const floodTest = Effect.zipRight(
           flood(Math.max(100, Math.round(opts.floodPings / 10))),
-          tunnel
-            ? Proc.withCpu(pair.pids, hz, measured)
-            : Effect.map(measured, (result) => ({ result, cpu: [Number.NaN, Number.NaN], wallMs: Number.NaN }))
+          withDaemonCpu(measured)
         )
         yield* attempt(rep, variant, "ping flood", floodTest, ({ cpu, result, wallMs }) => {
           // CPU time of each daemon over the flood (% of a core times the wall time), per reply, in microseconds
@@ -404,13 +408,7 @@ const program = (opts: BenchOptions) =>
             (tunnel ? `, daemon CPU ${Stats.fmt(perPing[0]!)} + ${Stats.fmt(perPing[1]!)} us per ping` : "")
         })
 
-        const tcp1 = Iperf.test(
-          iperfOptions(route, {}),
-          (client) =>
-            tunnel
-              ? Proc.withCpu(pair.pids, hz, client)
-              : Effect.map(client, (result) => ({ result, cpu: [Number.NaN, Number.NaN], wallMs: Number.NaN }))
-        )
+        const tcp1 = Iperf.test(iperfOptions(route, {}), withDaemonCpu)
         yield* attempt(rep, variant, "TCP 1 stream", tcp1, ({ cpu, result }) => {
           if (!("tcp" in result)) return "?"
           record(variant, "tcp1", result.tcp.gbps)
