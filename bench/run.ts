@@ -4,7 +4,8 @@
  * two namespaces joined by veth (192.0.2.1/24, 192.0.2.2/24), a kiwitun daemon on each carrying 4in4
  * (198.51.100.0/30) and 6in4 (2001:db8:1::/64) over one TUN device, and, in one run, the same figures for the bare
  * veth, 4in4 and 6in4: TCP goodput (one and four streams), 64-byte UDP datagrams delivered per second, ping RTT
- * (median, p99), a ping flood (average RTT, and the daemons' CPU per ping: with one packet in flight, each wake-up
+ * (median, p99, and the daemons' run time per ping, exact from the scheduler's accounting: what a wake-up costs with
+ * cold caches), a ping flood (average RTT, and the daemons' CPU per ping: with one packet in flight, each wake-up
  * carries one packet, so this is what the data path costs per chunk rather than per packet), the daemons' CPU use
  * during the single-stream TCP test, their memory and their idle CPU use.
  * The C reference tunnel (bench/reference/ctun.c: one thread per socket, one syscall per packet, default socket
@@ -92,6 +93,13 @@ const FIGURES = [
   },
   { key: "rttMedian", label: "ping RTT median", unit: "ms", ratio: "multiple", tunnelOnly: false },
   { key: "rttP99", label: "ping RTT p99", unit: "ms", ratio: "multiple", tunnelOnly: false },
+  {
+    key: "pingRun",
+    label: "run time per ping 10 ms apart, daemons A + B",
+    unit: "us",
+    ratio: "none",
+    tunnelOnly: true
+  },
   { key: "floodRtt", label: "ping flood, average RTT", unit: "ms", ratio: "multiple", tunnelOnly: false },
   { key: "floodCpu", label: "CPU per flood ping, daemons A + B", unit: "us", ratio: "none", tunnelOnly: true },
   { key: "cpuA", label: "CPU daemon A (sender), TCP 1 stream", unit: "% core", ratio: "none", tunnelOnly: true },
@@ -344,26 +352,46 @@ const program = (opts: BenchOptions) =>
           yield* daemonAlive("B", pair.daemons[1])
         }
 
-        const pings = Netns.ping(pair.a.ns, route.target, {
-          count: opts.pings,
-          interval: PING_INTERVAL_S,
-          wait: 1,
-          timeout: Duration.seconds(opts.pings * PING_INTERVAL_S + 20)
-        }).pipe(
-          Effect.filterOrFail((r) => r.rtts.length > 0, (r) => new BenchError({ message: `no replies:\n${r.output}` }))
+        const pingRun = (count: number) =>
+          Netns.ping(pair.a.ns, route.target, {
+            count,
+            interval: PING_INTERVAL_S,
+            wait: 1,
+            timeout: Duration.seconds(count * PING_INTERVAL_S + 20)
+          }).pipe(
+            Effect.filterOrFail((r) => r.rtts.length > 0, (r) => new BenchError({ message: `no replies:\n${r.output}` }))
+          )
+        const pings = pingRun(opts.pings)
+        // the daemons' run time over the pings: what each wake-up costs when the caches are cold (NaN: bare veth);
+        // a tenth more pings first, unmeasured, so that the first repetition does not time the JIT compiling the path
+        const timedPings = Effect.zipRight(
+          pingRun(Math.max(10, Math.round(opts.pings / 10))),
+          tunnel
+            ? Proc.withRunTime(pair.pids, pings)
+            : Effect.map(pings, (result) => ({ result, nanos: [Number.NaN, Number.NaN] }))
         )
-        yield* attempt(rep, variant, "ping", pings, (r) => {
+        yield* attempt(rep, variant, "ping", timedPings, ({ nanos, result: r }) => {
           const med = Stats.median(r.rtts)
           const p99 = Stats.percentile(r.rtts, 99)
+          // run time of each daemon per reply, in microseconds (each reply is two packets through each daemon)
+          const perPing = nanos.map((n) => n / 1000 / r.received)
           record(variant, "rttMedian", med)
           record(variant, "rttP99", p99)
+          if (tunnel) record(variant, "pingRun", perPing[0]! + perPing[1]!)
           results.samples.push({
             repetition: rep,
             variant,
             test: "ping",
-            detail: { transmitted: r.transmitted, received: r.received, median: med, p99 }
+            detail: {
+              transmitted: r.transmitted,
+              received: r.received,
+              median: med,
+              p99,
+              daemonRunUsPerPing: tunnel ? { a: perPing[0], b: perPing[1] } : null
+            }
           })
-          return `RTT median ${Stats.fmt(med)} ms, p99 ${Stats.fmt(p99)} ms, ${r.received}/${r.transmitted} replies`
+          return `RTT median ${Stats.fmt(med)} ms, p99 ${Stats.fmt(p99)} ms, ${r.received}/${r.transmitted} replies` +
+            (tunnel ? `, daemon run time ${Stats.fmt(perPing[0]!)} + ${Stats.fmt(perPing[1]!)} us per ping` : "")
         })
 
         /** `effect`, and each daemon's CPU use over it (NaN for the bare veth, which has none). */

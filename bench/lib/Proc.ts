@@ -1,9 +1,11 @@
 /**
  * What a benchmark reads about a running daemon from /proc: CPU time (utime + stime of every thread, from
- * /proc/PID/stat) and memory (VmRSS, VmHWM from /proc/PID/status). Only the benchmark reads /proc; the daemon never.
+ * /proc/PID/stat, sampled at clock ticks), run time (the scheduler's exact accounting of every thread, from
+ * /proc/PID/task/TID/schedstat) and memory (VmRSS, VmHWM from /proc/PID/status). Only the benchmark reads /proc; the
+ * daemon never.
  */
-import { readFile } from "node:fs/promises"
-import { Clock, Data, Effect } from "effect"
+import { readdir, readFile } from "node:fs/promises"
+import { Clock, Data, Effect, Option } from "effect"
 import * as Netns from "../../scripts/lib/Netns.js"
 
 export class ProcError extends Data.TaggedError("ProcError")<{
@@ -24,6 +26,14 @@ export const parseStatTicks = (text: string): number | undefined => {
   const utime = Number(fields[11])
   const stime = Number(fields[12])
   return Number.isInteger(utime) && Number.isInteger(stime) ? utime + stime : undefined
+}
+
+/** The first field of /proc/PID/task/TID/schedstat: the thread's time on a CPU so far, in nanoseconds. */
+export const parseSchedstatNanos = (text: string): number | undefined => {
+  const field = text.trim().split(/\s+/)[0]
+  if (field === undefined || !/^\d+$/.test(field)) return undefined
+  const nanos = Number(field)
+  return Number.isSafeInteger(nanos) ? nanos : undefined
 }
 
 /** A "Key:   1234 kB" line of /proc/PID/status, in kB. */
@@ -50,6 +60,36 @@ export const cpuTicks = (pid: number): Effect.Effect<number, ProcError> =>
     return ticks === undefined
       ? Effect.fail(new ProcError({ pid, reason: "parse", message: `unexpected /proc/${pid}/stat: ${text}` }))
       : Effect.succeed(ticks)
+  })
+
+/**
+ * Time on a CPU so far of the threads the process has now, in nanoseconds: exact where the tick-sampled CPU time
+ * is not (a daemon woken 100 times a second for a fraction of a millisecond each time is mostly missed or mostly
+ * over-counted by ticks). A thread that exits takes its time with it; the daemons' threads live as long as they do.
+ */
+export const runNanos = (pid: number): Effect.Effect<number, ProcError> =>
+  Effect.gen(function*() {
+    const tids = yield* Effect.tryPromise({
+      try: () => readdir(`/proc/${pid}/task`),
+      catch: (cause) =>
+        new ProcError({
+          pid,
+          reason: "read",
+          message: `cannot list /proc/${pid}/task: ${cause instanceof Error ? cause.message : String(cause)}`
+        })
+    })
+    let total = 0
+    for (const tid of tids) {
+      // a thread may exit between the listing and the read: it no longer counts
+      const text = yield* Effect.option(read(pid, `task/${tid}/schedstat`))
+      if (Option.isNone(text)) continue
+      const nanos = parseSchedstatNanos(text.value)
+      if (nanos === undefined) {
+        return yield* new ProcError({ pid, reason: "parse", message: `unexpected schedstat of thread ${tid}` })
+      }
+      total += nanos
+    }
+    return total
   })
 
 export interface Memory {
@@ -93,4 +133,21 @@ export const withCpu = <A, E, R>(pids: ReadonlyArray<number>, hz: number, effect
     const after = yield* Effect.forEach(pids, cpuTicks)
     const cpu = pids.map((_, i) => cpuPercent(after[i]! - before[i]!, hz, wallMs))
     return { result, cpu, wallMs }
+  })
+
+/**
+ * Runs `effect` and reports each pid's run time over it in nanoseconds (`runNanos`); NaN for a pid whose run time
+ * cannot be read (a kernel without scheduler statistics), so the figure is missing rather than the test failed.
+ */
+export const withRunTime = <A, E, R>(pids: ReadonlyArray<number>, effect: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const before = yield* Effect.forEach(pids, (pid) => Effect.option(runNanos(pid)))
+    const result = yield* effect
+    const after = yield* Effect.forEach(pids, (pid) => Effect.option(runNanos(pid)))
+    const nanos = pids.map((_, i) => {
+      const b = before[i]!
+      const a = after[i]!
+      return Option.isSome(b) && Option.isSome(a) ? a.value - b.value : Number.NaN
+    })
+    return { result, nanos }
   })

@@ -18,6 +18,31 @@ describe("/proc parsers", () => {
     expect(Proc.parseStatusKb(status, "VmSwap")).toBeUndefined()
   })
 
+  it("reads the run time of a thread from its schedstat line", () => {
+    // fields: time on a CPU (ns), time waiting to run (ns), timeslices
+    expect(Proc.parseSchedstatNanos("123456789012 3456 789\n")).toBe(123456789012)
+    expect(Proc.parseSchedstatNanos("")).toBeUndefined()
+    expect(Proc.parseSchedstatNanos("-5 1 2")).toBeUndefined()
+    expect(Proc.parseSchedstatNanos("12x 1 2")).toBeUndefined()
+    expect(Proc.parseSchedstatNanos("99999999999999999999 1 2")).toBeUndefined()
+  })
+
+  it("measures this process's run time over a busy effect, all threads together", async () => {
+    const spin = Effect.sync(() => {
+      const until = performance.now() + 30
+      let x = 0
+      while (performance.now() < until) x++
+      return x
+    })
+    const { nanos, result } = await Effect.runPromise(Proc.withRunTime([process.pid, 0x7fffffff], spin))
+    expect(result).toBeGreaterThan(0)
+    // 30 ms of spinning on this thread: at least that much (other threads may add to it), not seconds
+    expect(nanos[0]).toBeGreaterThanOrEqual(25e6)
+    expect(nanos[0]).toBeLessThan(5e9)
+    // a pid that does not exist gives no figure instead of failing the measurement
+    expect(nanos[1]).toBeNaN()
+  })
+
   it("turns ticks into % of a core", () => {
     expect(Proc.cpuPercent(150, 100, 10_000)).toBeCloseTo(15)
     expect(Proc.cpuPercent(0, 100, 0)).toBeNaN()
