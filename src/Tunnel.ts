@@ -223,9 +223,10 @@ export const make = (
     const decapPipeline = (sock: RawSocket) => {
       const dctx: Mutable<DecapContext> = { v4: cfg.v4, v6: cfg.v6, remote: 0, local: cfg.local }
       const out: DecapOut = { packets: [], drops: makeCounts() }
-      // TUN offloads: consecutive TCP segments of a flow are coalesced (software GRO) into one write.
+      // TUN offloads: consecutive TCP segments of a flow are coalesced (software GRO) into one write. Without them,
+      // TCP super-packets this host's GRO built before the raw socket got them are cut again (Gro.superPacketL4).
       const coalesced: Array<Uint8Array> = []
-      const groArena = Arena.make(tun.offload ? cfg.batch * (cfg.mtu + 64) : 0)
+      const groArena = Arena.make(cfg.batch * (cfg.mtu + 64))
       const afterWrite = (report: WriteReport) => {
         const count = out.packets.length
         let bytes = 0
@@ -256,8 +257,11 @@ export const make = (
           if (tun.offload) {
             coalesced.length = 0
             // decapBatch's views have the outer header in front of them: room for the virtio header
-            Gro.coalesce(out.packets, coalesced, groArena, 20, { udp: tun.offloadUdp })
+            Gro.coalesce(out.packets, coalesced, groArena, 20, { udp: tun.offloadUdp, mtu: tun.mtu })
             writes = coalesced
+          } else {
+            coalesced.length = 0
+            if (Gro.splitSuperPackets(out.packets, coalesced, groArena, tun.mtu) > 0) writes = coalesced
           }
           return tun.writeBatch(Chunk.unsafeFromArray(writes)).pipe(
             Effect.mapError(deviceError),

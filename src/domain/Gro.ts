@@ -33,6 +33,7 @@
  */
 import * as Arena from "./Arena.js"
 import * as Checksum from "./Checksum.js"
+import * as Gso from "./Gso.js"
 import * as Ipv4 from "./Ipv4.js"
 import * as Ipv6 from "./Ipv6.js"
 import * as VirtioNet from "./VirtioNet.js"
@@ -63,9 +64,15 @@ export interface CoalesceOptions {
    * TUNSETOFFLOAD accepted TUN_F_USO4 | TUN_F_USO6 (Linux 6.2+; older kernels refuse such a write with EINVAL).
    */
   readonly udp: boolean
+  /**
+   * The TUN device's MTU: the segment size given to TCP super-packets that arrive already coalesced (`superPacketL4`),
+   * whose own segment size was lost on the way. Default 1480.
+   */
+  readonly mtu?: number
 }
 
 const TCP_ONLY: CoalesceOptions = { udp: false }
+const DEFAULT_MTU = 1480
 
 /** IPv4 ID rule of an open TCP group, decided by its second segment. */
 const IdUnknown = 0
@@ -142,6 +149,114 @@ const checksumOk = (p: Uint8Array, l4: number, proto: number): boolean => {
   return Checksum.sum(p, l4, l4Length, pseudo(p, l4, l4Length, proto)) === 0xffff
 }
 
+/**
+ * Offset of the TCP header when `p`, an inner packet as `decapBatch` delivers it, is a TCP super-packet that this
+ * host's kernel built before the raw socket got it, else -1. A network driver's GRO (on by default) coalesces
+ * consecutive segments of a flow carried in IPIP or 6in4 (ipip_gro_receive and the sit GRO handler, built into the
+ * kernel whether or not its tunnel modules are loaded) into one packet of up to 64 KB: the IP length and header
+ * checksum cover the whole, FIN and PSH come from the last segment, and the TCP checksum field holds only the
+ * pseudo-header sum over the whole TCP length (tcp4_gro_complete, tcp6_gro_complete: the CHECKSUM_PARTIAL convention,
+ * the kernel having checked every segment's checksum). Written into the TUN device as it is, such a packet fails the
+ * kernel's checksum check and is lost, and with it the flow's throughput.
+ *
+ * Told apart by that field: equal to the folded, not inverted, pseudo-header sum. A complete checksum equals it only
+ * by chance (1 in 65536), and such a packet comes out right either way: completing a checksum over a field that
+ * already holds the right value gives that value again. IPv4 with options and IPv6 with TCP right after the fixed
+ * header; anything else is -1. Reads only inside `p`.
+ */
+export const superPacketL4 = (p: Uint8Array): number => {
+  const length = p.length
+  if (length === 0) return -1
+  const version = p[0]! >>> 4
+  let l4: number
+  if (version === 4) {
+    if (length < Ipv4.MIN_HEADER || Ipv4.totalLength(p) !== length || p[9] !== PROTO_TCP || Ipv4.isFragment(p)) {
+      return -1
+    }
+    l4 = Ipv4.headerLength(p)
+    if (l4 < Ipv4.MIN_HEADER) return -1
+  } else if (version === 6) {
+    if (length < Ipv6.HEADER || Ipv6.HEADER + Ipv6.payloadLength(p) !== length || p[6] !== PROTO_TCP) return -1
+    l4 = Ipv6.HEADER
+  } else {
+    return -1
+  }
+  if (l4 + TCP_MIN_HEADER > length) return -1
+  const tcpHeader = (p[l4 + 12]! >>> 4) << 2
+  if (tcpHeader < TCP_MIN_HEADER || l4 + tcpHeader > length) return -1
+  const field = (p[l4 + 16]! << 8) | p[l4 + 17]!
+  return field === pseudo(p, l4, length - l4, PROTO_TCP) ? l4 : -1
+}
+
+/**
+ * The virtio_net_hdr fields for writing super-packet `p` (its TCP header at `l4`, `superPacketL4`) into a TUN device
+ * with offloads, set on `into`: NEEDS_CSUM over the TCP header and payload (the field already holds the pseudo-header
+ * sum), and when the payload is longer than one segment of a `mtu`-sized packet, GSO TCPv4/TCPv6 with that segment
+ * size (and the ECN bit when CWR is set, as tcp_gro_complete), so that the kernel segments it again wherever it is
+ * forwarded to. Returns `into`.
+ */
+export const superPacketHeader = (
+  p: Uint8Array,
+  l4: number,
+  mtu: number,
+  into: VirtioNet.Header
+): VirtioNet.Header => {
+  const headerLength = l4 + ((p[l4 + 12]! >>> 4) << 2)
+  const mss = mtu - headerLength
+  const segmented = mss > 0 && p.length - headerLength > mss
+  into.flags = VirtioNet.Flag.NeedsCsum
+  into.gsoType = segmented
+    ? (p[0]! >>> 4 === 6 ? VirtioNet.GsoType.TcpV6 : VirtioNet.GsoType.TcpV4) |
+      ((p[l4 + 13]! & TCP_CWR) !== 0 ? VirtioNet.GsoType.Ecn : 0)
+    : VirtioNet.GsoType.None
+  into.hdrLen = headerLength
+  into.gsoSize = segmented ? mss : 0
+  into.csumStart = l4
+  into.csumOffset = VirtioNet.TCP_CSUM_OFFSET
+  into.numBuffers = 0
+  return into
+}
+
+/**
+ * For a TUN device without offloads: every super-packet of `packets` (`superPacketL4`) cut again into segments that
+ * fit `mtu`, each with its own complete TCP checksum, sequence number, IPv4 ID (the super-packet's + index, which
+ * gives back the original IDs, GRO having merged only incrementing ones) and FIN/PSH only on the last, built in
+ * `arena` (reset first; views valid until the next call with it). When `packets` holds no super-packet, returns 0 and
+ * leaves `out` alone: the caller writes `packets` as they are. Otherwise `out` gets every packet in order, the other
+ * ones as they are, and the result is the number of super-packets cut. A super-packet that cannot be cut (it cannot
+ * happen to one that passed `superPacketL4`) goes out unchanged. Never throws.
+ */
+export const splitSuperPackets = (
+  packets: ReadonlyArray<Uint8Array>,
+  out: Array<Uint8Array>,
+  arena: Arena.Arena,
+  mtu: number
+): number => {
+  let first = -1
+  for (let i = 0; i < packets.length; i++) {
+    if (superPacketL4(packets[i]!) >= 0) {
+      first = i
+      break
+    }
+  }
+  if (first < 0) return 0
+  Arena.reset(arena)
+  const hdr = VirtioNet.makeHeader()
+  let cut = 0
+  for (let i = 0; i < first; i++) out.push(packets[i]!)
+  for (let i = first; i < packets.length; i++) {
+    const p = packets[i]!
+    const l4 = superPacketL4(p)
+    if (l4 < 0) {
+      out.push(p)
+      continue
+    }
+    if (Gso.segment(p, superPacketHeader(p, l4, mtu, hdr), out, arena) < 0) out.push(p)
+    else cut++
+  }
+  return cut
+}
+
 const sameBytes = (a: Uint8Array, b: Uint8Array, from: number, to: number): boolean => {
   for (let i = from; i < to; i++) if (a[i] !== b[i]) return false
   return true
@@ -210,6 +325,8 @@ export const coalesce = (
 ): number => {
   Arena.reset(arena)
   const udp = options.udp
+  const mtu = options.mtu ?? DEFAULT_MTU
+  const superHeader = VirtioNet.makeHeader()
   let merged = 0
   // The open group: packets[start .. start + count), all of protocol `proto` with their L4 header at `l4`.
   let start = -1
@@ -225,15 +342,17 @@ export const coalesce = (
   let closed = false
 
   const emitOne = (p: Uint8Array): void => {
+    let framed: Uint8Array
     if (headroom >= HDR && p.byteOffset >= HDR) {
-      const framed = new Uint8Array(p.buffer, p.byteOffset - HDR, p.length + HDR)
-      VirtioNet.writePlain(framed, 0)
-      out.push(framed)
-      return
+      framed = new Uint8Array(p.buffer, p.byteOffset - HDR, p.length + HDR)
+    } else {
+      framed = Arena.take(arena, 0, p.length + HDR)
+      framed.set(p, HDR)
     }
-    const framed = Arena.take(arena, 0, p.length + HDR)
-    VirtioNet.writePlain(framed, 0)
-    framed.set(p, HDR)
+    // A TCP super-packet coalesced by this host's GRO: its checksum field is partial, say so (superPacketL4).
+    const l4 = superPacketL4(p)
+    if (l4 < 0) VirtioNet.writePlain(framed, 0)
+    else VirtioNet.write(framed, 0, superPacketHeader(p, l4, mtu, superHeader))
     out.push(framed)
   }
 
