@@ -442,6 +442,140 @@ describe("Gro then Gso on a realistic bulk batch", () => {
 })
 
 // ---------------------------------------------------------------------------------------------------------------
+// TCP super-packets coalesced by the receiving host's own GRO before the raw socket got them: the IP length covers
+// the whole, the TCP checksum field holds only the pseudo-header sum (tcp4_gro_complete / tcp6_gro_complete), built
+// here by the reference as tcpPacket({ checksum: "partial" }), the originals by expectedSegments
+
+/** A kernel-GRO super-packet of `count` segments of `mss` bytes of `s`, and the segments it was made of. */
+const groSuper = (s: TcpSpec, mss: number, count: number, lastFlags = ACK | PSH) => {
+  const spec: TcpSpec = { ...s, flags: lastFlags, payload: patternedFrom(mss * count, s.seq ?? 1000) }
+  return { packet: tcpPacket({ ...spec, checksum: "partial" }), segments: expectedSegments(spec, mss) }
+}
+
+const mtuFor = (s: TcpSpec, mss: number) => headerLengthOf(s) + mss
+
+describe("Gro.superPacketL4", () => {
+  it("finds the TCP header of a kernel-GRO super-packet, IPv4 (with and without options) and IPv6", () => {
+    for (const s of [flow, flow6, { ...flow, ipOptions: new Uint8Array([1, 1, 1, 0]) }]) {
+      const { packet, segments } = groSuper(s, 1000, 4)
+      expect(Gro.superPacketL4(packet)).toBe(headerLengthOf(s) - 20 - s.options!.length)
+      // its segments, each with a complete checksum, are not super-packets
+      for (const seg of segments) expect(Gro.superPacketL4(seg)).toBe(-1)
+    }
+  })
+
+  it("is -1 for a wrong checksum, UDP, a fragment, a length that disagrees, or a cut-off header", () => {
+    const { packet } = groSuper(flow, 1000, 3)
+    expect(Gro.superPacketL4(tcpPacket({ ...flow, payload: patternedFrom(3000, 0), checksum: "bad" }))).toBe(-1)
+    const corrupt = packet.slice()
+    corrupt[20 + 17] ^= 0x40
+    expect(Gro.superPacketL4(corrupt)).toBe(-1)
+    expect(Gro.superPacketL4(packet.subarray(0, packet.length - 1))).toBe(-1)
+    expect(Gro.superPacketL4(packet.subarray(0, 30))).toBe(-1)
+    const fragment = packet.slice()
+    fragment[6] = 0x20 // MF
+    expect(Gro.superPacketL4(fixV4Checksum(fragment))).toBe(-1)
+    expect(Gro.superPacketL4(udpPacket({ payload: new Uint8Array(100) }))).toBe(-1)
+    expect(Gro.superPacketL4(new Uint8Array(0))).toBe(-1)
+  })
+})
+
+describe("Gro.splitSuperPackets (TUN device without offloads)", () => {
+  it("cuts a kernel-GRO super-packet back into the segments it was made of, byte for byte, IPv4 and IPv6", () => {
+    for (const s of [flow, flow6]) {
+      const { packet, segments } = groSuper(s, 1000, 5)
+      const before = segment(0, 700, { v6: s.v6, seq: 1 })
+      const after = segment(1, 700, { v6: s.v6, seq: 1 + 700 })
+      const out: Array<Uint8Array> = []
+      expect(Gro.splitSuperPackets([before, packet, after], out, Arena.make(1 << 16), mtuFor(s, 1000))).toBe(1)
+      // original IPv4 IDs, sequence numbers, PSH on the last only, complete checksums
+      expectSamePackets(out, [before, ...segments, after], same)
+      for (const seg of out.slice(1, -1)) expect(tcpChecksumValid(seg, headerLengthOf(s) - 32)).toBe(true)
+    }
+  })
+
+  it("cuts to the MTU when the original segments were smaller, and completes a lone short one in place", () => {
+    const { packet } = groSuper(flow, 600, 4) // 2400 bytes of payload
+    const out: Array<Uint8Array> = []
+    expect(Gro.splitSuperPackets([packet], out, Arena.make(1 << 16), mtuFor(flow, 1000))).toBe(1)
+    expectSamePackets(out, expectedSegments({ ...flow, flags: ACK | PSH, payload: patternedFrom(2400, flow.seq!) }, 1000), same)
+
+    const small = groSuper(flow6, 300, 2)
+    const one: Array<Uint8Array> = []
+    expect(Gro.splitSuperPackets([small.packet], one, Arena.make(1 << 16), 1480)).toBe(1)
+    expect(one).toHaveLength(1)
+    expect(tcpChecksumValid(one[0]!, 40)).toBe(true)
+    expect(one[0]!.subarray(72)).toEqual(small.packet.subarray(72))
+  })
+
+  it("leaves a batch without super-packets to the caller: 0 and nothing appended", () => {
+    const out: Array<Uint8Array> = []
+    const plain = burst(flow, 1000, 5000)
+    expect(Gro.splitSuperPackets([...plain, tcpPacket({ ...flow, checksum: "bad" })], out, Arena.make(1 << 16), 1480))
+      .toBe(0)
+    expect(out).toEqual([])
+  })
+})
+
+describe("Gro.coalesce with a kernel-GRO super-packet (TUN device with offloads)", () => {
+  const header = (frame: Uint8Array) => VirtioNet.read(frame, 0, VirtioNet.makeHeader())
+
+  it("writes it with NEEDS_CSUM and GSO at the MTU's segment size, which the kernel's segmentation undoes exactly", () => {
+    for (const s of [flow, flow6]) {
+      const { packet, segments } = groSuper(s, 1000, 6)
+      const out: Array<Uint8Array> = []
+      Gro.coalesce([packet], out, Arena.make(1 << 17), 0, { udp: false, mtu: mtuFor(s, 1000) })
+      expect(out).toHaveLength(1)
+      const h = header(out[0]!)
+      expect(h).toEqual({
+        flags: VirtioNet.Flag.NeedsCsum,
+        gsoType: s.v6 === true ? VirtioNet.GsoType.TcpV6 : VirtioNet.GsoType.TcpV4,
+        hdrLen: headerLengthOf(s),
+        gsoSize: 1000,
+        csumStart: headerLengthOf(s) - 32,
+        csumOffset: 16,
+        numBuffers: 0
+      })
+      expect(out[0]!.subarray(12)).toEqual(packet)
+      const again: Array<Uint8Array> = []
+      Gso.segment(out[0]!.subarray(12), h, again, Arena.make(1 << 17))
+      expectSamePackets(again, segments, same)
+    }
+  })
+
+  it("among other packets, in order; a short one gets NEEDS_CSUM without GSO; CWR sets the ECN bit", () => {
+    const mtu = mtuFor(flow, 1000)
+    const big = groSuper(flow, 1000, 3)
+    const short = groSuper({ ...flow, sport: 1234 }, 200, 2)
+    const cwr = groSuper({ ...flow, sport: 999 }, 1000, 2, ACK | CWR)
+    const other = tcpPacket({ ...flow, sport: 4321, payload: patternedFrom(500, 0) })
+    const out: Array<Uint8Array> = []
+    Gro.coalesce([other, big.packet, short.packet, cwr.packet], out, Arena.make(1 << 17), 0, { udp: false, mtu })
+    expect(out.map((f) => f.subarray(12))).toEqual([other, big.packet, short.packet, cwr.packet])
+    expect(header(out[0]!)).toEqual(VirtioNet.makeHeader())
+    expect(header(out[1]!).gsoType).toBe(VirtioNet.GsoType.TcpV4)
+    const h = header(out[2]!)
+    expect([h.flags, h.gsoType, h.gsoSize, h.csumStart, h.csumOffset]).toEqual([VirtioNet.Flag.NeedsCsum, 0, 0, 20, 16])
+    // the kernel completes the checksum of the short one: then it is right
+    const completed = out[2]!.slice(12)
+    expect(VirtioNet.finishChecksum(completed, h)).toBe(true)
+    expect(tcpChecksumValid(completed, 20)).toBe(true)
+    expect(header(out[3]!).gsoType).toBe(VirtioNet.GsoType.TcpV4 | VirtioNet.GsoType.Ecn)
+  })
+
+  it("does not merge it with the segments around it", () => {
+    const mtu = mtuFor(flow, 1000)
+    const segs = burst(flow, 1000, 3000)
+    const { packet } = groSuper({ ...flow, seq: (flow.seq! + 3000) >>> 0, id: flow.id! + 3 }, 1000, 2)
+    const out: Array<Uint8Array> = []
+    Gro.coalesce([...segs, packet], out, Arena.make(1 << 17), 0, { udp: false, mtu })
+    expect(out).toHaveLength(2)
+    expect(out[1]!.subarray(12)).toEqual(packet)
+    expect(header(out[1]!).flags).toBe(VirtioNet.Flag.NeedsCsum)
+  })
+})
+
+// ---------------------------------------------------------------------------------------------------------------
 // UDP: datagrams merged into UDP_L4 super-packets (options.udp)
 
 const UDP: Gro.CoalesceOptions = { udp: true }
