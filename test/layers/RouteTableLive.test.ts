@@ -89,7 +89,9 @@ describe.skipIf(missing.length > 0 && !ci)("RouteTableLive in a network namespac
     expect(r.status).toEqual({ code: 0, stderr: "" })
     expect(r.changes).toBeGreaterThan(10_000)
     expect(r.dumpsDuringBurst).toBeGreaterThanOrEqual(1)
-    expect({ missing: r.missing, extra: r.extra, same: r.same }).toEqual({ missing: [], extra: [], same: true })
+    // (the timings and the follower's counts travel with a failure: a mirror that never settles says how far it got)
+    const progress = JSON.stringify({ batchMs: r.batchMs, settledMs: r.settledMs, stats: r.stats })
+    expect({ missing: r.missing, extra: r.extra, same: r.same }, progress).toEqual({ missing: [], extra: [], same: true })
     // 6200 added - 1240 deleted IPv6; 512 - 128 IPv4, plus the device's own prefixes (198.51.100.0/24,
     // 2001:db8:1::/64, fe80::/64)
     expect(r.size).toEqual({ v4: 256 + 128 + 1, v6: 4960 + 2 })
