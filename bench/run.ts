@@ -352,15 +352,21 @@ const program = (opts: BenchOptions) =>
           yield* daemonAlive("B", pair.daemons[1])
         }
 
-        const pingRun = (count: number) =>
+        /** `count` pings from A to the target, 10 ms apart or as a flood, failing when none is answered. */
+        const pingSeries = (count: number, flood: boolean) =>
           Netns.ping(pair.a.ns, route.target, {
             count,
-            interval: PING_INTERVAL_S,
+            ...(flood ? { flood: true } : { interval: PING_INTERVAL_S }),
             wait: 1,
-            timeout: Duration.seconds(count * PING_INTERVAL_S + 20)
+            timeout: Duration.seconds(count * (flood ? FLOOD_PING_MAX_S : PING_INTERVAL_S) + 20)
           }).pipe(
-            Effect.filterOrFail((r) => r.rtts.length > 0, (r) => new BenchError({ message: `no replies:\n${r.output}` }))
+            // a flood prints no per-ping times, only the summary
+            Effect.filterOrFail(
+              (r) => (flood ? r.received : r.rtts.length) > 0,
+              (r) => new BenchError({ message: `no replies:\n${r.output}` })
+            )
           )
+        const pingRun = (count: number) => pingSeries(count, false)
         const pings = pingRun(opts.pings)
         // the daemons' run time over the pings: what each wake-up costs when the caches are cold (NaN: bare veth);
         // a tenth more pings first, unmeasured, so that the first repetition does not time the JIT compiling the path
@@ -400,15 +406,7 @@ const program = (opts: BenchOptions) =>
             ? Proc.withCpu(pair.pids, hz, effect)
             : Effect.map(effect, (result) => ({ result, cpu: [Number.NaN, Number.NaN], wallMs: Number.NaN }))
 
-        const flood = (count: number) =>
-          Netns.ping(pair.a.ns, route.target, {
-            count,
-            flood: true,
-            wait: 1,
-            timeout: Duration.seconds(count * FLOOD_PING_MAX_S + 20)
-          }).pipe(
-            Effect.filterOrFail((r) => r.received > 0, (r) => new BenchError({ message: `no replies:\n${r.output}` }))
-          )
+        const flood = (count: number) => pingSeries(count, true)
         // A tenth more first, unmeasured: the one-packet path gets compiled by the JIT then, not on the clock.
         const measured = flood(opts.floodPings)
         const floodTest = Effect.zipRight(

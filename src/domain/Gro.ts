@@ -73,6 +73,8 @@ export interface CoalesceOptions {
 
 const TCP_ONLY: CoalesceOptions = { udp: false }
 const DEFAULT_MTU = 1480
+/** Scratch header for the super-packets `coalesce` passes through (filled and written at once, never kept). */
+const superScratch = VirtioNet.makeHeader()
 
 /** IPv4 ID rule of an open TCP group, decided by its second segment. */
 const IdUnknown = 0
@@ -326,7 +328,6 @@ export const coalesce = (
   Arena.reset(arena)
   const udp = options.udp
   const mtu = options.mtu ?? DEFAULT_MTU
-  const superHeader = VirtioNet.makeHeader()
   let merged = 0
   // The open group: packets[start .. start + count), all of protocol `proto` with their L4 header at `l4`.
   let start = -1
@@ -352,7 +353,7 @@ export const coalesce = (
     // A TCP super-packet coalesced by this host's GRO: its checksum field is partial, say so (superPacketL4).
     const l4 = superPacketL4(p)
     if (l4 < 0) VirtioNet.writePlain(framed, 0)
-    else VirtioNet.write(framed, 0, superPacketHeader(p, l4, mtu, superHeader))
+    else VirtioNet.write(framed, 0, superPacketHeader(p, l4, mtu, superScratch))
     out.push(framed)
   }
 
