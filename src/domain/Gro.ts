@@ -161,10 +161,11 @@ const checksumOk = (p: Uint8Array, l4: number, proto: number): boolean => {
  * the kernel having checked every segment's checksum). Written into the TUN device as it is, such a packet fails the
  * kernel's checksum check and is lost, and with it the flow's throughput.
  *
- * Told apart by that field: equal to the folded, not inverted, pseudo-header sum. A complete checksum equals it only
- * by chance (1 in 65536), and such a packet comes out right either way: completing a checksum over a field that
- * already holds the right value gives that value again. IPv4 with options and IPv6 with TCP right after the fixed
- * header; anything else is -1. Reads only inside `p`.
+ * Told apart by that field: equal to the folded, not inverted, pseudo-header sum, while the checksum over the whole
+ * does not verify. The sum over the whole is computed only for packets whose field matches, which a complete checksum
+ * does 1 time in 65536 (such a packet verifies, and is an ordinary one); a super-packet whose partial sum happens to
+ * verify as it is (as rarely) is taken for an ordinary packet, which the kernel then accepts. IPv4 with options and
+ * IPv6 with TCP right after the fixed header; anything else is -1. Reads only inside `p`.
  */
 export const superPacketL4 = (p: Uint8Array): number => {
   const length = p.length
@@ -187,7 +188,8 @@ export const superPacketL4 = (p: Uint8Array): number => {
   const tcpHeader = (p[l4 + 12]! >>> 4) << 2
   if (tcpHeader < TCP_MIN_HEADER || l4 + tcpHeader > length) return -1
   const field = (p[l4 + 16]! << 8) | p[l4 + 17]!
-  return field === pseudo(p, l4, length - l4, PROTO_TCP) ? l4 : -1
+  if (field !== pseudo(p, l4, length - l4, PROTO_TCP)) return -1
+  return checksumOk(p, l4, PROTO_TCP) ? -1 : l4
 }
 
 /**
