@@ -98,6 +98,16 @@ const describeFlood = (report: FloodReport) => ({
   maxPerSecond: maxInWindow(report.replies, 1000)
 })
 
+/**
+ * The flood's 5,000 packets have no route, and so may a few of the kernel's own: a fresh device sends IPv6 router
+ * solicitations and MLD reports for its first seconds (multicast, so never answered with an ICMP error; the ICMP
+ * counters stay exact). Seen once in CI: 5,001.
+ */
+const expectNoRoute = (count: number, message?: string) => {
+  expect(count, message).toBeGreaterThanOrEqual(5_000)
+  expect(count, message).toBeLessThanOrEqual(5_010)
+}
+
 describeIntegration("ICMP rate limit", () => {
   it.scopedLive("answers a flood of 5,000 packets in a second with at most 100 + 100/s errors", () =>
     Effect.gen(function*() {
@@ -120,7 +130,7 @@ describeIntegration("ICMP rate limit", () => {
       expect(flood.replies.length).toBeGreaterThanOrEqual(100 + Math.floor(50 * (flood.lastSendMs / 1000)))
       expectWithinBucket(flood.replies, 100, 100)
 
-      expect(counterDelta(before, after, "encap_no_route"), "every packet reached the daemon").toBe(5_000)
+      expectNoRoute(counterDelta(before, after, "encap_no_route"), "every packet reached the daemon")
       expect(counterDelta(before, after, "icmp_sent"), "every error sent came back").toBe(flood.replies.length)
       expect(counterDelta(before, after, "icmp_rate_limited")).toBe(5_000 - flood.replies.length)
     }), 60_000)
@@ -149,7 +159,7 @@ describeIntegration("ICMP rate limit", () => {
         ...flood6.replies.map((t) => flood6.startedAt + t)
       ]
       expectWithinBucket(all, 100, 100)
-      expect(counterDelta(before, after, "encap_no_route")).toBe(5_000)
+      expectNoRoute(counterDelta(before, after, "encap_no_route"))
       expect(counterDelta(before, after, "icmp_sent")).toBe(all.length)
       expect(counterDelta(before, after, "icmp_rate_limited")).toBe(5_000 - all.length)
     }), 60_000)
@@ -173,7 +183,7 @@ describeIntegration("ICMP rate limit", () => {
       expect(flood.sent).toBe(5_000)
       expect(flood.replies.length).toBeGreaterThanOrEqual(5 + Math.floor(5 * (flood.lastSendMs / 1000)))
       expectWithinBucket(flood.replies, 10, 5)
-      expect(counterDelta(before, after, "encap_no_route")).toBe(5_000)
+      expectNoRoute(counterDelta(before, after, "encap_no_route"))
       expect(counterDelta(before, after, "icmp_sent")).toBe(flood.replies.length)
       expect(counterDelta(before, after, "icmp_rate_limited")).toBe(5_000 - flood.replies.length)
     }), 60_000)
