@@ -168,6 +168,15 @@ const checksumOk = (p: Uint8Array, l4: number, proto: number): boolean => {
  * IPv6 with TCP right after the fixed header; anything else is -1. Reads only inside `p`.
  */
 export const superPacketL4 = (p: Uint8Array): number => {
+  const l4 = partialL4(p)
+  return l4 >= 0 && !checksumOk(p, l4, PROTO_TCP) ? l4 : -1
+}
+
+/**
+ * `superPacketL4` short of the checksum over the whole: the TCP header's offset when the checksum field holds the
+ * pseudo-header sum, else -1. For callers that already know the whole does not verify.
+ */
+const partialL4 = (p: Uint8Array): number => {
   const length = p.length
   if (length === 0) return -1
   const version = p[0]! >>> 4
@@ -188,8 +197,7 @@ export const superPacketL4 = (p: Uint8Array): number => {
   const tcpHeader = (p[l4 + 12]! >>> 4) << 2
   if (tcpHeader < TCP_MIN_HEADER || l4 + tcpHeader > length) return -1
   const field = (p[l4 + 16]! << 8) | p[l4 + 17]!
-  if (field !== pseudo(p, l4, length - l4, PROTO_TCP)) return -1
-  return checksumOk(p, l4, PROTO_TCP) ? -1 : l4
+  return field === pseudo(p, l4, length - l4, PROTO_TCP) ? l4 : -1
 }
 
 /**
@@ -236,21 +244,20 @@ export const splitSuperPackets = (
   arena: Arena.Arena,
   mtu: number
 ): number => {
-  let first = -1
-  for (let i = 0; i < packets.length; i++) {
-    if (superPacketL4(packets[i]!) >= 0) {
-      first = i
-      break
-    }
+  let first = 0
+  let firstL4 = -1
+  for (; first < packets.length; first++) {
+    firstL4 = superPacketL4(packets[first]!)
+    if (firstL4 >= 0) break
   }
-  if (first < 0) return 0
+  if (firstL4 < 0) return 0
   Arena.reset(arena)
   const hdr = VirtioNet.makeHeader()
   let cut = 0
   for (let i = 0; i < first; i++) out.push(packets[i]!)
   for (let i = first; i < packets.length; i++) {
     const p = packets[i]!
-    const l4 = superPacketL4(p)
+    const l4 = i === first ? firstL4 : superPacketL4(p)
     if (l4 < 0) {
       out.push(p)
       continue
@@ -344,7 +351,8 @@ export const coalesce = (
   let headVerified = false
   let closed = false
 
-  const emitOne = (p: Uint8Array): void => {
+  /** `checksumFailed`: the caller found the packet's TCP or UDP checksum wrong already (no second sum over it). */
+  const emitOne = (p: Uint8Array, checksumFailed = false): void => {
     let framed: Uint8Array
     if (headroom >= HDR && p.byteOffset >= HDR) {
       framed = new Uint8Array(p.buffer, p.byteOffset - HDR, p.length + HDR)
@@ -353,7 +361,7 @@ export const coalesce = (
       framed.set(p, HDR)
     }
     // A TCP super-packet coalesced by this host's GRO: its checksum field is partial, say so (superPacketL4).
-    const l4 = superPacketL4(p)
+    const l4 = checksumFailed ? partialL4(p) : superPacketL4(p)
     if (l4 < 0) VirtioNet.writePlain(framed, 0)
     else VirtioNet.write(framed, 0, superPacketHeader(p, l4, mtu, superScratch))
     out.push(framed)
@@ -415,16 +423,16 @@ export const coalesce = (
       if (fits(head, p, at)) {
         if (!headVerified && !checksumOk(head, l4, proto)) {
           // The first packet is corrupt: it goes alone, and this one may start the next group.
-          emitOne(head)
+          emitOne(head, true)
           start = -1
           if (checksumOk(p, at, proto)) open(i, p, at, true)
-          else emitOne(p)
+          else emitOne(p, true)
           continue
         }
         headVerified = true
         if (!checksumOk(p, at, proto)) {
           flush()
-          emitOne(p)
+          emitOne(p, true)
           continue
         }
         const payload = p.length - headerLength
