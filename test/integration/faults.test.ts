@@ -10,9 +10,8 @@ import { it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import { expect } from "vitest"
 import * as Netns from "../../scripts/lib/Netns.js"
-import { describeIntegration } from "./support.js"
+import { ci, describeIntegration } from "./support.js"
 
-const ci = process.env["CI"] === "true"
 /** nftables for the firewall fault; .ci/run installs it, so under CI=true a missing `nft` fails instead. */
 const haveNft = Netns.onPath("nft")
 

@@ -10,9 +10,8 @@ import { it } from "@effect/vitest"
 import { Effect } from "effect"
 import { expect } from "vitest"
 import * as Netns from "../../scripts/lib/Netns.js"
-import { describeIntegration } from "./support.js"
+import { ci, describeIntegration } from "./support.js"
 
-const ci = process.env["CI"] === "true"
 /** ethtool turns GRO on; .ci/run installs it, so under CI=true a missing `ethtool` fails instead. */
 const haveEthtool = Netns.onPath("ethtool")
 const BYTES = 20 * 1024 * 1024

@@ -10,9 +10,8 @@ import { Effect, Option } from "effect"
 import { expect } from "vitest"
 import * as Reference from "../../bench/lib/Reference.js"
 import * as Netns from "../../scripts/lib/Netns.js"
-import { describeIntegration, pingAndTransferBothWays } from "./support.js"
+import { ci, describeIntegration, pingAndTransferBothWays } from "./support.js"
 
-const ci = process.env["CI"] === "true"
 /** The C compiler builds ctun; .ci/run installs gcc, so under CI=true a missing `cc` fails instead. */
 const haveCc = Netns.onPath("cc")
 

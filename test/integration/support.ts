@@ -10,7 +10,8 @@ import { afterEach, beforeAll, describe, expect, it } from "vitest"
 import * as Netns from "../../scripts/lib/Netns.js"
 
 const prerequisites = Effect.runSync(Netns.checkPrerequisites)
-const ci = process.env["CI"] === "true"
+/** CI=true: missing prerequisites fail instead of skipping. */
+export const ci = process.env["CI"] === "true"
 
 const built = (): boolean =>
   existsSync(Path.join(Netns.repoRoot, "dist", "src", "main.js")) && existsSync(Netns.tcpPeerScript)
