@@ -100,7 +100,9 @@ const address = Options.text("address").pipe(
   Options.withDescription(
     "inner address to assign to the TUN device, e.g. 198.51.100.1/30 or 2001:db8::1/64 (repeatable)"
   ),
-  Options.repeated
+  Options.repeated,
+  // (optional as well, so that the usage line shows it in brackets: a bare repeated option reads as required there)
+  Options.optional
 )
 const table = Options.integer("table").pipe(
   Options.withDescription("dynamic mode: only routes of this routing table count (default: every table)"),
@@ -160,7 +162,7 @@ const toRaw = (o: Parsed): RawConfig => ({
   ifname: Option.getOrUndefined(o.ifname),
   refresh: Option.getOrUndefined(o.refresh),
   mtu: Option.getOrUndefined(o.mtu),
-  addresses: o.address,
+  addresses: Option.getOrElse(o.address, () => []),
   logLevel: Option.getOrUndefined(o.logLevel),
   verbose: o.verbose,
   table: Option.getOrUndefined(o.table),
