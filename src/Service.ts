@@ -38,6 +38,15 @@ export interface ServiceOptions {
 /** How often STATUS= is refreshed (only sent when the summary changed). */
 export const STATUS_INTERVAL: Duration.Duration = Duration.seconds(15)
 
+/**
+ * Reads the clock now, and gives the seconds passed since, on the monotonic clock: the wall clock (which dates the
+ * start in the report) may step back or forward, the uptime does not.
+ */
+export const uptimeClock: Effect.Effect<Effect.Effect<number>> = Effect.map(
+  Clock.currentTimeNanos,
+  (start) => Effect.map(Clock.currentTimeNanos, (now) => Math.max(0, Number(now - start) / 1e9))
+)
+
 export const modeOf = (cfg: Pick<TunnelConfig, "v4" | "v6">): string =>
   [cfg.v4 ? "4in4" : "", cfg.v6 ? "6in4" : ""].filter((m) => m !== "").join("+")
 
@@ -98,12 +107,13 @@ export const run = (
         const context = yield* Layer.build(Kiwitun.layer(config)).pipe(Effect.mapError(fatal))
         const tunnel = Context.get(context, Tunnel)
         const startedAt = yield* Clock.currentTimeMillis
+        const uptime = yield* uptimeClock
         const uid = options.user?.uid ?? process.getuid?.() ?? 0
         const user = options.user?.name ?? userName(uid)
 
         const report: Effect.Effect<StatusReport> = Effect.map(
-          Effect.zip(tunnel.counters, Clock.currentTimeMillis),
-          ([counters, now]) => ({
+          Effect.zip(tunnel.counters, uptime),
+          ([counters, uptimeSeconds]) => ({
             version: VERSION,
             pid: process.pid,
             ifname: tunnel.ifname,
@@ -115,7 +125,7 @@ export const run = (
             user,
             uid,
             startedAt: new Date(startedAt).toISOString(),
-            uptimeSeconds: Math.max(0, (now - startedAt) / 1000),
+            uptimeSeconds,
             memory: memoryNow(),
             counters
           })

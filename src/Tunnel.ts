@@ -46,6 +46,7 @@ const EMSGSIZE = 90
 /** How long a learned path MTU is trusted before probing the larger one again (the kernel's mtu_expires). */
 const PMTU_EXPIRES_MS = 10 * 60 * 1000
 const SEND_ERROR_LOG_INTERVAL_MS = 10_000
+const NANOS_PER_MS = 1_000_000n
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] }
 
@@ -67,7 +68,8 @@ export const make = (
     const addresses = yield* HostAddresses
     const routes = yield* RouteTable
     const peer = yield* Peer.make(cfg)
-    // read once per chunk with unsafeCurrentTimeMillis: the data path's chunk is one Effect, not one per reading
+    // read once per chunk with unsafeCurrentTimeNanos (monotonic; the millisecond reading is the wall clock, which
+    // may step back): the data path's chunk is one Effect, not one per reading
     const clock = yield* Effect.clock
     const metrics = makeTunnelMetrics(tun.name)
     const failed = yield* Deferred.make<never, TunnelError>()
@@ -201,7 +203,7 @@ export const make = (
       Effect.suspend(() => {
         const snap = addresses.latest()
         currentRemote = peer.latest()
-        ctx.nowMs = clock.unsafeCurrentTimeMillis()
+        ctx.nowMs = Number(clock.unsafeCurrentTimeNanos() / NANOS_PER_MS)
         ctx.tunAddr4 = snap.tun4
         ctx.tunAddr6 = snap.tun6
         local4 = snap.local4

@@ -2,7 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Ref, Schedule, TestClock } from "effect"
 import { decode } from "../src/domain/Config.js"
 import type { NotifyField } from "../src/domain/SdNotify.js"
-import { makeStatusPusher, modeOf, remoteOf, STATUS_INTERVAL } from "../src/Service.js"
+import { makeStatusPusher, modeOf, remoteOf, STATUS_INTERVAL, uptimeClock } from "../src/Service.js"
+import { steppingClock } from "./support/clock.js"
 
 const cfg = (raw: Parameters<typeof decode>[0]) => {
   const c = decode(raw)
@@ -55,5 +56,21 @@ describe("makeStatusPusher", () => {
       yield* Ref.set(summary, "c")
       yield* TestClock.adjust(STATUS_INTERVAL)
       expect(sent.map((f) => f.find(([k]) => k === "STATUS")?.[1])).toEqual(["a", "b", "c"])
+    }))
+})
+
+describe("uptimeClock", () => {
+  it.effect("counts the seconds on the monotonic clock, whatever the wall clock does", () =>
+    Effect.gen(function*() {
+      const { clock, pass, stepWall } = steppingClock(1_800_000_000_000)
+      const uptime = yield* Effect.withClock(uptimeClock, clock)
+      expect(yield* Effect.withClock(uptime, clock)).toBe(0)
+      // an NTP step of an hour back while 90 s pass, then one of a day forward while 10 s more pass
+      stepWall(-3_600_000)
+      pass(90_000)
+      expect(yield* Effect.withClock(uptime, clock)).toBe(90)
+      stepWall(86_400_000)
+      pass(10_000)
+      expect(yield* Effect.withClock(uptime, clock)).toBe(100)
     }))
 })

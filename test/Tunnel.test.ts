@@ -14,6 +14,7 @@ import { RouteTable } from "../src/services/RouteTable.js"
 import { TunDevice, TunError } from "../src/services/TunDevice.js"
 import * as Tunnel from "../src/Tunnel.js"
 import * as Ref from "./domain/offloadRef.js"
+import { steppingClock } from "./support/clock.js"
 import { hex, icmp6Echo, icmpEcho, icmpv6ChecksumOk, ipv4HeaderOk, ipv4Packet, ipv6Packet, v4, v6 } from "./support/packets.js"
 
 const config = (raw: RawConfig) => {
@@ -155,6 +156,30 @@ for (const offload of [false, true]) describe(`Tunnel over the in-memory underla
       expect(icmpv6ChecksumOk(reply6!)).toBe(true)
       expect(hex(reply6!.subarray(8, 24))).toBe(hex(v6("2001:db8:1::1"))) // the tunnel's own address, never ::
       expect((yield* a.tunnel.counters).drops).toEqual({ encap_no_route: 2 })
+    }))
+
+  it.scoped("times the ICMP rate limit on the monotonic clock: a wall clock stepping back does not silence it", () =>
+    Effect.gen(function*() {
+      const { clock, pass, stepWall } = steppingClock(10_000_000)
+      const underlay = yield* UnderlayTest.make
+      const a = yield* host(underlay, A, { v4: true, icmpRate: 2, icmpBurst: 2 }, {
+        addresses: { tun4: v4("198.51.100.1"), tun6: null, local4: new Set([v4(A)]) }
+      }).pipe(Effect.withClock(clock))
+      // no route to 198.18.0.0/15: each packet is answered with an ICMP unreachable while tokens last
+      const lost = ipv4Packet({ src: "198.51.100.5", dst: "198.18.0.1", payload: icmpEcho(8) })
+      const burst = (n: number) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < n; i++) yield* a.tun.inject(lost)
+          for (let i = 0; i < 50; i++) yield* Effect.yieldNow()
+          return (yield* a.tun.takeWritten).length
+        })
+      expect(yield* burst(4)).toBe(2)
+      // an hour back on the wall clock while one second passes: the bucket has refilled
+      stepWall(-3_600_000)
+      pass(1000)
+      expect(yield* burst(4)).toBe(2)
+      const counters = yield* a.tunnel.counters
+      expect(counters.drops).toEqual({ encap_no_route: 8, icmp_rate_limited: 4 })
     }))
 
   it.scoped("learns the path MTU from EMSGSIZE and answers DF packets with Fragmentation Needed", () =>

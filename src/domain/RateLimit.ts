@@ -15,10 +15,15 @@ export const makeRateLimiter = (ratePerSecond: number, burst: number, nowMs: num
   lastMs: nowMs
 })
 
-/** Takes one token if there is one. */
+/**
+ * Takes one token if there is one. A clock reading before the last one (a clock that stepped back) counts as no time
+ * passed and becomes the new reference: the bucket refills from there instead of waiting for the old reading.
+ */
 export const take = (limiter: RateLimiter, nowMs: number): boolean => {
   if (nowMs > limiter.lastMs) {
     limiter.tokens = Math.min(limiter.burst, limiter.tokens + ((nowMs - limiter.lastMs) * limiter.ratePerSecond) / 1000)
+    limiter.lastMs = nowMs
+  } else if (nowMs < limiter.lastMs) {
     limiter.lastMs = nowMs
   }
   if (limiter.tokens >= 1) {
