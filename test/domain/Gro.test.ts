@@ -503,8 +503,8 @@ describe("Gro.splitSuperPackets (TUN device without offloads)", () => {
   it("cuts a kernel-GRO super-packet back into the segments it was made of, byte for byte, IPv4 and IPv6", () => {
     for (const s of [flow, flow6]) {
       const { packet, segments } = groSuper(s, 1000, 5)
-      const before = segment(0, 700, { v6: s.v6, seq: 1 })
-      const after = segment(1, 700, { v6: s.v6, seq: 1 + 700 })
+      const before = segment(0, 700, { v6: s.v6 === true, seq: 1 })
+      const after = segment(1, 700, { v6: s.v6 === true, seq: 1 + 700 })
       const out: Array<Uint8Array> = []
       expect(Gro.splitSuperPackets([before, packet, after], out, Arena.make(1 << 16), mtuFor(s, 1000))).toBe(1)
       // original IPv4 IDs, sequence numbers, PSH on the last only, complete checksums
