@@ -536,6 +536,69 @@ describe("Gro.splitSuperPackets (TUN device without offloads)", () => {
   })
 })
 
+describe("Gro.splitSuperPackets on damaged input: properties", () => {
+  const arbInput = fc.record({
+    supers: fc.array(
+      fc.record({ s: arbFlow, mss: fc.integer({ min: 1, max: 1400 }), count: fc.integer({ min: 1, max: 6 }) }),
+      { maxLength: 3 }
+    ),
+    plain: fc.array(fc.record({ s: arbFlow, length: fc.integer({ min: 1, max: 1400 }) }), { maxLength: 3 }),
+    pokes: fc.array(fc.record({ at: fc.nat(), offset: fc.nat(), value: fc.nat(255), cut: fc.boolean() }), {
+      maxLength: 4
+    }),
+    junk: fc.array(fc.record({ at: fc.nat(), bytes: fc.uint8Array({ maxLength: 120 }) }), { maxLength: 3 }),
+    mtu: fc.integer({ min: 1280, max: 9000 })
+  }).map(({ junk, mtu, plain, pokes, supers }) => {
+    const packets = [
+      ...supers.map(({ count, mss, s }) => groSuper(s, mss, count).packet),
+      ...plain.map(({ length, s }) => tcpPacket({ ...s, flags: ACK, payload: patternedFrom(length, s.seq) }))
+    ]
+    for (const { at, cut, offset, value } of pokes) {
+      if (packets.length === 0) break
+      const i = at % packets.length
+      const p = packets[i]!
+      if (cut) packets[i] = p.slice(0, offset % (p.length + 1))
+      else p[offset % p.length] = value
+    }
+    for (const { at, bytes } of junk) packets.splice(at % (packets.length + 1), 0, bytes)
+    return { packets, mtu }
+  })
+
+  it.prop(
+    "never throws nor reads outside the packets; what it cuts fits the MTU with complete checksums; the rest passes " +
+      "unchanged and in order",
+    { input: arbInput },
+    ({ input: { mtu, packets } }) => {
+      const originals = packets.map((p) => p.slice())
+      const supers = originals.filter((p) => Gro.superPacketL4(p) >= 0).length
+      const input = packets.map(guarded)
+      const out: Array<Uint8Array> = []
+      const cut = Gro.splitSuperPackets(input, out, Arena.make(1 << 14), mtu)
+      expect(cut).toBe(supers)
+      if (cut === 0) {
+        expect(out).toEqual([])
+        return
+      }
+      const passed: Array<number> = []
+      for (const o of out) {
+        const i = input.indexOf(o)
+        if (i >= 0 && Gro.superPacketL4(originals[i]!) < 0) {
+          // passed through: the very packet, its bytes untouched
+          passed.push(i)
+          expect(Buffer.from(o.buffer, o.byteOffset, o.length).equals(originals[i]!)).toBe(true)
+          continue
+        }
+        const l4 = o[0]! >>> 4 === 6 ? 40 : (o[0]! & 0x0f) * 4
+        expect(o.length).toBeLessThanOrEqual(mtu)
+        expect(tcpChecksumValid(o, l4)).toBe(true)
+        expect(Gro.superPacketL4(o)).toBe(-1)
+      }
+      expect(passed).toEqual(originals.flatMap((p, i) => (Gro.superPacketL4(p) < 0 ? [i] : [])))
+    },
+    { fastCheck: { numRuns: 5000 }, timeout: 120_000 }
+  )
+})
+
 describe("Gro.coalesce with a kernel-GRO super-packet (TUN device with offloads)", () => {
   const header = (frame: Uint8Array) => VirtioNet.read(frame, 0, VirtioNet.makeHeader())
 
