@@ -5,9 +5,9 @@
  */
 import type { Scope } from "effect"
 import { Duration, Effect, Schedule } from "effect"
-import { formatIpv4 } from "./domain/Address.js"
+import { formatIpv4, isUnicast4 } from "./domain/Address.js"
 import type { TunnelConfig } from "./domain/Config.js"
-import { Resolver } from "./services/Resolver.js"
+import { ResolveError, Resolver } from "./services/Resolver.js"
 
 export interface Peer {
   /**
@@ -46,6 +46,14 @@ export const make = (cfg: TunnelConfig): Effect.Effect<Peer, never, Resolver | S
       })
 
     const resolveOnce = resolver.lookup4(host).pipe(
+      // an answer no packet could be sent to (0.0.0.0, multicast, broadcast) is a failed lookup, as --remote
+      // refuses such an address on the command line
+      Effect.filterOrFail(isUnicast4, (addr) =>
+        new ResolveError({
+          host,
+          reason: "failure",
+          message: `${host}: unusable answer ${formatIpv4(addr)} (not a unicast address)`
+        })),
       Effect.tap((addr) =>
         swap(addr).pipe(
           Effect.flatMap((previous) =>

@@ -93,4 +93,28 @@ describe("Peer", () => {
       expect(formatIpv4(peer.latest())).toBe("192.0.2.10")
       expect(yield* dns.lookups).toBe(2)
     }))
+
+  it.scoped("an answer no packet could go to (0.0.0.0, multicast, reserved, broadcast) counts as a failed lookup", () =>
+    Effect.gen(function*() {
+      const dns = yield* ResolverTest.make({ "peer.example": "224.0.0.1" })
+      const peer = yield* Peer.make(cfg("peer.example", 1)).pipe(Effect.provide(ResolverTest.layer(dns)))
+      yield* settle
+      expect(peer.latest()).toBe(0) // at start: unknown, and retried
+      yield* TestClock.adjust("1 second")
+      yield* settle
+      expect(yield* dns.lookups).toBe(2)
+      yield* dns.set("peer.example", "192.0.2.7")
+      yield* TestClock.adjust("2 seconds")
+      yield* settle
+      expect(formatIpv4(peer.latest())).toBe("192.0.2.7")
+      // later: each of them keeps the last good address
+      for (const bad of ["0.0.0.0", "239.255.255.250", "240.0.0.1", "255.255.255.255"]) {
+        yield* dns.set("peer.example", bad)
+        yield* peer.refresh
+        expect(formatIpv4(peer.latest())).toBe("192.0.2.7")
+      }
+      yield* dns.set("peer.example", "198.51.100.9")
+      yield* peer.refresh
+      expect(formatIpv4(peer.latest())).toBe("198.51.100.9")
+    }))
 })

@@ -16,6 +16,12 @@ export const parseIpv4 = (text: string): number | undefined => {
   return value
 }
 
+/**
+ * Whether an IPv4 address (u32) can be a tunnel endpoint: not 0.0.0.0, not multicast (224/4), not the reserved 240/4
+ * nor the limited broadcast 255.255.255.255.
+ */
+export const isUnicast4 = (addr: number): boolean => addr !== 0 && addr >>> 28 < 14
+
 export const formatIpv4 = (addr: number): string =>
   `${(addr >>> 24) & 255}.${(addr >>> 16) & 255}.${(addr >>> 8) & 255}.${addr & 255}`
 

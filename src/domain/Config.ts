@@ -4,7 +4,7 @@
  */
 import { Data, Either } from "effect"
 import type { Cidr } from "./Address.js"
-import { parseCidr, parseIpv4 } from "./Address.js"
+import { isUnicast4, parseCidr, parseIpv4 } from "./Address.js"
 
 export class ConfigError extends Data.TaggedError("ConfigError")<{ readonly message: string }> {}
 
@@ -107,7 +107,7 @@ export const decode = (raw: RawConfig): Either.Either<TunnelConfig, ConfigError>
   if (raw.remote !== undefined) {
     const addr = parseIpv4(raw.remote)
     if (addr !== undefined) {
-      if (addr === 0 || addr >>> 28 >= 14 || addr === 0xffffffff) {
+      if (!isUnicast4(addr)) {
         return fail(`--remote must be a unicast IPv4 address, got ${shown(raw.remote)}`)
       }
       remote = { _tag: "Address", addr }
