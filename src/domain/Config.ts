@@ -118,7 +118,7 @@ export const decode = (raw: RawConfig): Either.Either<TunnelConfig, ConfigError>
   let local = 0
   if (raw.local !== undefined) {
     const addr = parseIpv4(raw.local)
-    if (addr === undefined || addr === 0 || addr >>> 28 >= 14) {
+    if (addr === undefined || !isUnicast4(addr)) {
       return fail(`--local must be a unicast IPv4 address, got '${shown(raw.local)}'`)
     }
     local = addr
