@@ -45,6 +45,31 @@ const run = (packets: ReadonlyArray<Uint8Array>, headroom = 0, arenaSize = 1 << 
   return { out, merged }
 }
 
+/** Damage the noise properties draw: a byte of a packet changed or the packet cut short, at drawn places. */
+const arbPokes = fc.array(fc.record({ at: fc.nat(), offset: fc.nat(), value: fc.nat(255), cut: fc.boolean() }), {
+  maxLength: 4
+})
+/** Random byte strings to slip in between the packets. */
+const arbJunk = (maxBytes: number) =>
+  fc.array(fc.record({ at: fc.nat(), bytes: fc.uint8Array({ maxLength: maxBytes }) }), { maxLength: 3 })
+
+/** `packets`, changed in place by `pokes` and with `junk` put in between: the noise properties' input. */
+const damaged = (
+  packets: Array<Uint8Array>,
+  pokes: ReadonlyArray<{ at: number; offset: number; value: number; cut: boolean }>,
+  junk: ReadonlyArray<{ at: number; bytes: Uint8Array }>
+): Array<Uint8Array> => {
+  for (const { at, cut, offset, value } of pokes) {
+    if (packets.length === 0) break
+    const i = at % packets.length
+    const p = packets[i]!
+    if (cut) packets[i] = p.slice(0, offset % (p.length + 1))
+    else p[offset % p.length] = value
+  }
+  for (const { at, bytes } of junk) packets.splice(at % (packets.length + 1), 0, bytes)
+  return packets
+}
+
 const flow: TcpSpec = { options: timestamps(0x11223344, 0x55667788), seq: 0x7fff0000, id: 0x0100 }
 const flow6: TcpSpec = { ...flow, v6: true }
 
@@ -410,21 +435,10 @@ describe("Gro properties", () => {
   const arbNoise = fc.record({
     // Small: every byte read goes through the guard.
     batch: arbBatchOf(300, 150),
-    pokes: fc.array(fc.record({ at: fc.nat(), offset: fc.nat(), value: fc.nat(255), cut: fc.boolean() }), {
-      maxLength: 4
-    }),
-    junk: fc.array(fc.record({ at: fc.nat(), bytes: fc.uint8Array({ maxLength: 120 }) }), { maxLength: 3 })
+    pokes: arbPokes,
+    junk: arbJunk(120)
   }).map(({ batch, junk, pokes }) => {
-    const packets = makeBatch(batch)
-    for (const { at, cut, offset, value } of pokes) {
-      if (packets.length === 0) break
-      const i = at % packets.length
-      const p = packets[i]!
-      if (cut) packets[i] = p.slice(0, offset % (p.length + 1))
-      else p[offset % p.length] = value
-    }
-    for (const { at, bytes } of junk) packets.splice(at % (packets.length + 1), 0, bytes)
-    return packets
+    return damaged(makeBatch(batch), pokes, junk)
   })
 
   it.prop(
@@ -543,25 +557,15 @@ describe("Gro.splitSuperPackets on damaged input: properties", () => {
       { maxLength: 3 }
     ),
     plain: fc.array(fc.record({ s: arbFlow, length: fc.integer({ min: 1, max: 1400 }) }), { maxLength: 3 }),
-    pokes: fc.array(fc.record({ at: fc.nat(), offset: fc.nat(), value: fc.nat(255), cut: fc.boolean() }), {
-      maxLength: 4
-    }),
-    junk: fc.array(fc.record({ at: fc.nat(), bytes: fc.uint8Array({ maxLength: 120 }) }), { maxLength: 3 }),
+    pokes: arbPokes,
+    junk: arbJunk(120),
     mtu: fc.integer({ min: 1280, max: 9000 })
   }).map(({ junk, mtu, plain, pokes, supers }) => {
     const packets = [
       ...supers.map(({ count, mss, s }) => groSuper(s, mss, count).packet),
       ...plain.map(({ length, s }) => tcpPacket({ ...s, flags: ACK, payload: patternedFrom(length, s.seq) }))
     ]
-    for (const { at, cut, offset, value } of pokes) {
-      if (packets.length === 0) break
-      const i = at % packets.length
-      const p = packets[i]!
-      if (cut) packets[i] = p.slice(0, offset % (p.length + 1))
-      else p[offset % p.length] = value
-    }
-    for (const { at, bytes } of junk) packets.splice(at % (packets.length + 1), 0, bytes)
-    return { packets, mtu }
+    return { packets: damaged(packets, pokes, junk), mtu }
   })
 
   it.prop(
@@ -1077,21 +1081,10 @@ describe("Gro properties, UDP", () => {
   const arbUdpNoise = fc.record({
     // Small: every byte read goes through the guard.
     batch: arbUdpBatchOf(16, 24),
-    pokes: fc.array(fc.record({ at: fc.nat(), offset: fc.nat(), value: fc.nat(255), cut: fc.boolean() }), {
-      maxLength: 4
-    }),
-    junk: fc.array(fc.record({ at: fc.nat(), bytes: fc.uint8Array({ maxLength: 80 }) }), { maxLength: 3 })
+    pokes: arbPokes,
+    junk: arbJunk(80)
   }).map(({ batch, junk, pokes }) => {
-    const packets = makeUdpBatch(batch)
-    for (const { at, cut, offset, value } of pokes) {
-      if (packets.length === 0) break
-      const i = at % packets.length
-      const p = packets[i]!
-      if (cut) packets[i] = p.slice(0, offset % (p.length + 1))
-      else p[offset % p.length] = value
-    }
-    for (const { at, bytes } of junk) packets.splice(at % (packets.length + 1), 0, bytes)
-    return packets
+    return damaged(makeUdpBatch(batch), pokes, junk)
   })
 
   it.prop(
