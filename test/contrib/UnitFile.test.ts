@@ -8,6 +8,7 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { fileURLToPath } from "node:url"
 import { describe, expect, it } from "vitest"
+import { ci } from "../support/ci.js"
 
 const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 const unitPath = Path.join(root, "contrib", "kiwitun@.service")
@@ -89,7 +90,6 @@ describe("contrib/kiwitun@.service", () => {
   })
 
   const analyze = spawnSync("systemd-analyze", ["--version"], { stdio: "ignore" }).status === 0
-  const ci = process.env["CI"] === "true"
   it.runIf(analyze || ci)("passes systemd-analyze verify without a warning", () => {
     expect(analyze, "systemd-analyze is not installed (CI=true requires it)").toBe(true)
     // verify checks that ExecStart's program exists: point it at this checkout's executable.

@@ -8,10 +8,10 @@ import * as Path from "node:path"
 import { Effect } from "effect"
 import { afterEach, beforeAll, describe, expect, it } from "vitest"
 import * as Netns from "../../scripts/lib/Netns.js"
+import { ci } from "../support/ci.js"
 
 const prerequisites = Effect.runSync(Netns.checkPrerequisites)
-/** CI=true: missing prerequisites fail instead of skipping. */
-export const ci = process.env["CI"] === "true"
+export { ci }
 
 const built = (): boolean =>
   existsSync(Path.join(Netns.repoRoot, "dist", "src", "main.js")) && existsSync(Netns.tcpPeerScript)

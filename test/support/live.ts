@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url"
 
 export const repo = fileURLToPath(new URL("../..", import.meta.url))
 export const fixtures = path.join(repo, "test/layers/fixtures")
-export const ci = process.env.CI === "true"
+export { ci } from "./ci.js"
 
 const works = (cmd: string, args: Array<string>) => {
   const r = spawnSync(cmd, args, { stdio: "ignore", timeout: 10_000 })
