@@ -73,7 +73,10 @@ export interface CoalesceOptions {
 
 const TCP_ONLY: CoalesceOptions = { udp: false }
 const DEFAULT_MTU = 1480
-/** Scratch header for the super-packets `coalesce` passes through (filled and written at once, never kept). */
+/**
+ * Scratch header for the kernel-GRO super-packets `coalesce` and `splitSuperPackets` handle (filled and used at
+ * once, never kept).
+ */
 const superScratch = VirtioNet.makeHeader()
 
 /** IPv4 ID rule of an open TCP group, decided by its second segment. */
@@ -252,7 +255,6 @@ export const splitSuperPackets = (
   }
   if (firstL4 < 0) return 0
   Arena.reset(arena)
-  const hdr = VirtioNet.makeHeader()
   let cut = 0
   for (let i = 0; i < first; i++) out.push(packets[i]!)
   for (let i = first; i < packets.length; i++) {
@@ -262,7 +264,7 @@ export const splitSuperPackets = (
       out.push(p)
       continue
     }
-    if (Gso.segment(p, superPacketHeader(p, l4, mtu, hdr), out, arena) < 0) out.push(p)
+    if (Gso.segment(p, superPacketHeader(p, l4, mtu, superScratch), out, arena) < 0) out.push(p)
     else cut++
   }
   return cut
