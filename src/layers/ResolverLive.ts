@@ -26,9 +26,10 @@ export const lookup4 = (host: string): Effect.Effect<number, ResolveError> =>
       })
     }
   }).pipe(
+    // whether the address can be a tunnel endpoint is the peer's question (Peer: isUnicast4), for any resolver
     Effect.flatMap(({ address }) => {
       const addr = parseIpv4(address)
-      return addr === undefined || addr === 0
+      return addr === undefined
         ? Effect.fail(new ResolveError({ host, reason: "failure", message: `${host}: unusable answer ${address}` }))
         : Effect.succeed(addr)
     }),
