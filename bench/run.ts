@@ -366,10 +366,48 @@ const program = (opts: BenchOptions) =>
               (r) => new BenchError({ message: `no replies:\n${r.output}` })
             )
           )
+
+        /** `effect`, and each daemon's CPU use over it (NaN for the bare veth, which has none). */
+        const withDaemonCpu = <A, E>(effect: Effect.Effect<A, E>) =>
+          tunnel
+            ? Proc.withCpu(pair.pids, hz, effect)
+            : Effect.map(effect, (result) => ({ result, cpu: [Number.NaN, Number.NaN], wallMs: Number.NaN }))
+
+        const flood = (count: number) => pingSeries(count, true)
+        // First in each repetition, after a tenth more unmeasured: the one-packet path gets compiled by the JIT then,
+        // not on the clock.
+        const measured = flood(opts.floodPings)
+        const floodTest = Effect.zipRight(
+          flood(Math.max(100, Math.round(opts.floodPings / 10))),
+          withDaemonCpu(measured)
+        )
+        yield* attempt(rep, variant, "ping flood", floodTest, ({ cpu, result, wallMs }) => {
+          // CPU time of each daemon over the flood (% of a core times the wall time), per reply, in microseconds
+          const perPing = cpu.map((c) => (c / 100) * wallMs * 1000 / result.received)
+          record(variant, "floodRtt", result.average)
+          if (tunnel) record(variant, "floodCpu", perPing[0]! + perPing[1]!)
+          results.samples.push({
+            repetition: rep,
+            variant,
+            test: "flood",
+            detail: {
+              transmitted: result.transmitted,
+              received: result.received,
+              averageMs: result.average,
+              wallMs,
+              daemonCpuUsPerPing: tunnel ? { a: perPing[0], b: perPing[1] } : null
+            }
+          })
+          return `average RTT ${Stats.fmt(result.average)} ms, ${result.received}/${result.transmitted} replies` +
+            (tunnel ? `, daemon CPU ${Stats.fmt(perPing[0]!)} + ${Stats.fmt(perPing[1]!)} us per ping` : "")
+        })
+
         const pingRun = (count: number) => pingSeries(count, false)
         const pings = pingRun(opts.pings)
-        // the daemons' run time over the pings: what each wake-up costs when the caches are cold (NaN: bare veth);
-        // a tenth more pings first, unmeasured, so that the first repetition does not time the JIT compiling the path
+        // the daemons' run time over the pings: what each wake-up costs when the caches are cold (NaN: bare veth).
+        // After the flood, so that every repetition times daemons whose JIT has compiled the one-packet path (a fresh
+        // daemon needs a few thousand packets for that: 1,000 pings 10 ms apart are not enough); a tenth more pings
+        // first, unmeasured, all the same.
         const timedPings = Effect.zipRight(
           pingRun(Math.max(10, Math.round(opts.pings / 10))),
           tunnel
@@ -398,40 +436,6 @@ const program = (opts: BenchOptions) =>
           })
           return `RTT median ${Stats.fmt(med)} ms, p99 ${Stats.fmt(p99)} ms, ${r.received}/${r.transmitted} replies` +
             (tunnel ? `, daemon run time ${Stats.fmt(perPing[0]!)} + ${Stats.fmt(perPing[1]!)} us per ping` : "")
-        })
-
-        /** `effect`, and each daemon's CPU use over it (NaN for the bare veth, which has none). */
-        const withDaemonCpu = <A, E>(effect: Effect.Effect<A, E>) =>
-          tunnel
-            ? Proc.withCpu(pair.pids, hz, effect)
-            : Effect.map(effect, (result) => ({ result, cpu: [Number.NaN, Number.NaN], wallMs: Number.NaN }))
-
-        const flood = (count: number) => pingSeries(count, true)
-        // A tenth more first, unmeasured: the one-packet path gets compiled by the JIT then, not on the clock.
-        const measured = flood(opts.floodPings)
-        const floodTest = Effect.zipRight(
-          flood(Math.max(100, Math.round(opts.floodPings / 10))),
-          withDaemonCpu(measured)
-        )
-        yield* attempt(rep, variant, "ping flood", floodTest, ({ cpu, result, wallMs }) => {
-          // CPU time of each daemon over the flood (% of a core times the wall time), per reply, in microseconds
-          const perPing = cpu.map((c) => (c / 100) * wallMs * 1000 / result.received)
-          record(variant, "floodRtt", result.average)
-          if (tunnel) record(variant, "floodCpu", perPing[0]! + perPing[1]!)
-          results.samples.push({
-            repetition: rep,
-            variant,
-            test: "flood",
-            detail: {
-              transmitted: result.transmitted,
-              received: result.received,
-              averageMs: result.average,
-              wallMs,
-              daemonCpuUsPerPing: tunnel ? { a: perPing[0], b: perPing[1] } : null
-            }
-          })
-          return `average RTT ${Stats.fmt(result.average)} ms, ${result.received}/${result.transmitted} replies` +
-            (tunnel ? `, daemon CPU ${Stats.fmt(perPing[0]!)} + ${Stats.fmt(perPing[1]!)} us per ping` : "")
         })
 
         const tcp1 = Iperf.test(iperfOptions(route, {}), withDaemonCpu)
