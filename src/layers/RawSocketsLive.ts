@@ -79,6 +79,9 @@ export const attach = (fd: number, proto: TunnelProto): Effect.Effect<RawSocket,
     const rx = receiveLayout()
     const err = errorQueueLayout()
     const tx = sendLayout()
+    // which frame each message of the batch in `tx` is: filled and read within one synchronous stretch of a send
+    // (never across a wait), like `tx` itself, so one per socket serves every caller
+    const indexOf = new Int32Array(BATCH)
     let truncated = 0
     let batches = 0
 
@@ -138,28 +141,25 @@ export const attach = (fd: number, proto: TunnelProto): Effect.Effect<RawSocket,
         const failures: Array<SendFailure> = []
         let sent = 0
         let next = 0
-        const indexOf = new Int32Array(BATCH)
-        // frames no kernel would take are refused up front (and skipped when a batch is refilled after a failure)
-        const refused = new Uint8Array(frames.length)
-        for (let i = 0; i < frames.length; i++) {
-          const length = frames[i]!.length
-          if (length < 20 || length > MAX_IPV4) {
-            refused[i] = 1
-            failures.push({ index: i, errno: length < 20 ? Ffi.Errno.EINVAL : Ffi.Errno.EMSGSIZE, mtu: 0 })
-          }
-        }
+        /** frames before this index have been looked at: a refused one among them has its failure already */
+        let examined = 0
 
         const step: Effect.Effect<SendReport, RawSocketError> = Effect.suspend(() => {
           while (next < frames.length) {
             let count = 0
             let idx = next
             while (count < BATCH && idx < frames.length) {
-              if (refused[idx] === 0) {
+              const length = frames[idx]!.length
+              if (length >= 20 && length <= MAX_IPV4) {
                 tx.place(count, frames[idx]!)
                 indexOf[count++] = idx
+              } else if (idx >= examined) {
+                // no kernel would take it: refused once, skipped when a batch is refilled after a failure
+                failures.push({ index: idx, errno: length < 20 ? Ffi.Errno.EINVAL : Ffi.Errno.EMSGSIZE, mtu: 0 })
               }
               idx++
             }
+            if (idx > examined) examined = idx
             if (count === 0) {
               next = idx
               continue
