@@ -4,10 +4,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { execFileSync } from "node:child_process"
 import * as Path from "node:path"
-import { fileURLToPath } from "node:url"
+import { repo } from "./support/live.js"
 
-const root = Path.resolve(Path.dirname(fileURLToPath(import.meta.url)), "..")
-const main = Path.join(root, "dist", "src", "main.js")
+const main = Path.join(repo, "dist", "src", "main.js")
 
 const plain = (text: string): string => text.replace(/\u001b\[[0-9;]*m/g, "")
 
