@@ -10,7 +10,10 @@ const main = Path.join(repo, "dist", "src", "main.js")
 
 const plain = (text: string): string => text.replace(/\u001b\[[0-9;]*m/g, "")
 
-const help = (): string => plain(execFileSync(process.execPath, [main, "--help"], { encoding: "utf8" }))
+let helpText: string | undefined
+/** The help text, run once for all the tests of this file. */
+const help = (): string =>
+  helpText ??= plain(execFileSync(process.execPath, [main, "--help"], { encoding: "utf8" }))
 
 describe("kiwitun --help", () => {
   it("shows every switch of the usage line as optional, as the daemon treats them", () => {
@@ -20,7 +23,7 @@ describe("kiwitun --help", () => {
     const outside = usage!.slice("$ kiwitun ".length).replace(/\[[^\]]*\]/g, "").trim()
     expect(outside).toBe("")
     for (const option of ["--4in4", "--6in4", "--remote", "--address", "--mtu", "--no-offload", "--control-socket"]) {
-      expect(usage).toContain(`${option} `.trimEnd())
+      expect(usage).toContain(option)
     }
   }, 30_000)
 
